@@ -1,0 +1,372 @@
+"""TFPreTrainedModel: the keras.Model every tfformers model is, and the mechanics they all share.
+
+Loading and saving (`from_pretrained`, `save_pretrained`) speak PyTorch transformers' safetensors layout;
+training follows Keras: `compile()` without a loss uses the task's loss, labels come as `y` or inside the
+input dict, and `predict()` returns numpy in the model's output container.
+"""
+
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+
+import keras
+import tensorflow as tf
+
+from tfformers import checkpoint, hub
+from tfformers.errors import ConfigError, InputError
+from tfformers.fileio import atomic_directory
+from tfformers.tasks import TASKS
+
+logger = logging.getLogger("tfformers")
+
+_DEFAULT_LOSS = "task_default"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json")
+
+
+def _is_weights_file(name):
+    return name in _WEIGHT_FILES or (name.startswith("model-") and name.endswith(".safetensors"))
+
+
+@contextlib.contextmanager
+def _dtype_policy(dtype):
+    """Builds layers under `dtype` (a Keras dtype policy name) and restores the global policy after."""
+    if dtype is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+class TFPreTrainedModel(keras.Model):
+    """Base class of every model. Subclasses set the class attributes below and implement `forward`.
+
+    - `config_class`: the transformers configuration class.
+    - `base_model_prefix`: attribute holding the backbone (`"bert"`), the prefix of head checkpoints.
+    - `is_base_model`: True for the headless model, whose PyTorch keys carry no prefix.
+    - `task`: a key of `tfformers.tasks.TASKS`; it gives label names and the default loss.
+    - `tied_weights_keys`: checkpoint keys that alias another tensor (read, never stored twice).
+    - `ignored_unexpected_keys`: regexes of checkpoint buffers that are not weights.
+    """
+
+    config_class = None
+    base_model_prefix = ""
+    is_base_model = False
+    task = "base"
+    tied_weights_keys = ()
+    ignored_unexpected_keys = (r"position_ids$",)
+    main_input_name = "input_ids"
+    input_names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.tokenizer = None
+        self._use_default_loss = False
+
+    # ------------------------------------------------------------------------------------------- calling
+
+    @property
+    def label_names(self):
+        return TASKS[self.task].label_names
+
+    def __call__(self, inputs=None, *args, **kwargs):
+        named = {k: kwargs.pop(k) for k in list(kwargs) if k in self.input_names or k in self.label_names}
+        if inputs is None:
+            inputs = named
+        elif isinstance(inputs, Mapping):  # also a tokenizer's BatchEncoding, which is not a dict
+            inputs = {**dict(inputs), **named}
+        else:
+            inputs = {self.main_input_name: inputs, **named}
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None):
+        unknown = sorted(set(inputs) - set(self.input_names) - set(self.label_names))
+        if unknown:
+            raise InputError(
+                f"{type(self).__name__} got unexpected inputs {unknown}; it accepts "
+                f"{list(self.input_names)} and the labels {list(self.label_names)}. Remove the other "
+                "columns (prepare_tf_dataset does this for you)."
+            )
+        labels = {k: v for k, v in inputs.items() if k in self.label_names}
+        features = {k: v for k, v in inputs.items() if k not in self.label_names}
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        outputs = self.forward(features, training, output_attentions, output_hidden_states)
+        if labels and TASKS[self.task].loss is not None:
+            outputs = type(outputs)({"loss": self.hf_compute_loss(labels, outputs), **outputs})
+        return outputs
+
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        raise NotImplementedError
+
+    @property
+    def dummy_inputs(self):
+        """A tiny batch that builds every layer."""
+        return {"input_ids": tf.constant([[7, 6, 0, 0, 1], [1, 2, 3, 0, 0]], dtype=tf.int32)}
+
+    def build_with_dummy_inputs(self):
+        self(self.dummy_inputs, training=False)
+
+    def get_config(self):
+        return {"config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        if isinstance(config, Mapping) and "config" in config:
+            config = cls.config_class.from_dict(config["config"])
+        return cls(config)
+
+    # ------------------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *,
+        config=None,
+        revision=None,
+        cache_dir=None,
+        token=None,
+        local_files_only=False,
+        ignore_mismatched_sizes=False,
+        dtype=None,
+        output_loading_info=False,
+        **config_overrides,
+    ):
+        """Loads a model from a local folder or a Hub repository id.
+
+        `config_overrides` (e.g. `num_labels=3`, `output_hidden_states=True`) update the configuration.
+        `dtype` ("float32", "bfloat16", "float16", or a Keras policy such as "mixed_bfloat16") sets the
+        variables' dtype; None keeps the global Keras policy. Weights are read from `model.safetensors`
+        or a sharded index; a base checkpoint loads into a head model (the head is newly initialized and
+        reported) and the other way round.
+        """
+        source = pretrained_model_name_or_path
+        hub_kwargs = dict(
+            revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+        )
+        config = load_config(source, config, config_overrides, **hub_kwargs)
+        cls._check_config(config, source)
+        with _dtype_policy(dtype):
+            model = cls(config)
+            model.build_with_dummy_inputs()
+
+        def resolve(filename, required):
+            return hub.resolve_file(source, filename, required=required, **hub_kwargs)
+
+        reader = checkpoint.CheckpointReader(checkpoint.checkpoint_files(resolve, source))
+        report = checkpoint.load_parameters(
+            model.checkpoint_parameters(),
+            reader,
+            base_model_prefix=cls.base_model_prefix,
+            tied_keys=cls.tied_weights_keys,
+            ignored_unexpected=cls.ignored_unexpected_keys,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+        )
+        _log_report(report, cls.__name__, source)
+        if output_loading_info:
+            return model, report.as_dict()
+        return model
+
+    @classmethod
+    def _check_config(cls, config, source):
+        if cls.config_class is not None and not isinstance(config, cls.config_class):
+            raise ConfigError(
+                f"{source} has model_type {config.model_type!r}, which {cls.__name__} cannot load; "
+                "use the TFAuto* class for this task to pick the right architecture."
+            )
+
+    def checkpoint_parameters(self):
+        """{PyTorch state-dict key: Parameter} for this model's variables."""
+        params = checkpoint.named_parameters(self)
+        if self.is_base_model:
+            prefix = self.base_model_prefix + "."
+            params = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in params.items()}
+        return params
+
+    # -------------------------------------------------------------------------------------------- saving
+
+    @property
+    def pytorch_architecture(self):
+        """The PyTorch transformers class with the same weights (`TFBertModel` -> `BertModel`)."""
+        return type(self).__name__.removeprefix("TF")
+
+    def save_pretrained(self, save_directory, *, max_shard_size="5GB", tokenizer=None):
+        """Writes `config.json` and safetensors weights in PyTorch transformers' names and layouts.
+
+        Above `max_shard_size` the weights are sharded with an index. The tokenizer passed here (or
+        attached as `model.tokenizer`) is saved alongside. The write is atomic: the folder holds either
+        the previous content or the complete new model, never a mix.
+        """
+        state = {key: param.to_numpy() for key, param in self.checkpoint_parameters().items()}
+        config = self.config.__class__.from_dict(self.config.to_dict())
+        config.architectures = [self.pytorch_architecture]
+        config.dtype = keras.backend.standardize_dtype(self.dtype_policy.variable_dtype)
+        tokenizer = tokenizer or self.tokenizer
+        with atomic_directory(save_directory, replaced=_is_weights_file) as staging:
+            config.save_pretrained(staging)
+            checkpoint.write_safetensors(state, staging, max_shard_size)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+        logger.info("Saved %s to %s", type(self).__name__, save_directory)
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def compile(self, optimizer="rmsprop", loss=_DEFAULT_LOSS, metrics=None, **kwargs):
+        """Keras `compile`. Without `loss`, the task's loss (as PyTorch transformers computes it) is used;
+        `loss=None` means no loss; any other loss replaces the default."""
+        self._use_default_loss = loss == _DEFAULT_LOSS and TASKS[self.task].loss is not None
+        if loss == _DEFAULT_LOSS:
+            loss = None
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def hf_compute_loss(self, labels, outputs, sample_weight=None):
+        """The task's default loss for a dict of labels (named as in `label_names`)."""
+        return TASKS[self.task].loss(labels, outputs, self.config, sample_weight)
+
+    def _labels_as_dict(self, y):
+        names = self.label_names
+        if isinstance(y, Mapping):
+            unknown = sorted(set(y) - set(names))
+            if unknown:
+                raise InputError(f"Unknown label names {unknown}; {type(self).__name__} takes {list(names)}.")
+            return dict(y)
+        if isinstance(y, (list, tuple)):
+            if len(y) != len(names):
+                raise InputError(f"Got {len(y)} label tensors; {type(self).__name__} takes {list(names)}.")
+            return dict(zip(names, y))
+        if len(names) == 2 and names[1] != "next_sentence_label":
+            raise InputError(
+                f"{type(self).__name__} needs the labels {list(names)}; pass y as a dict with these keys."
+            )
+        return {names[0]: y}
+
+    def _outputs_for_labels(self, y, y_pred):
+        """The outputs that `y` is scored against, in `y`'s structure (for Keras losses and metrics)."""
+        if y is None:
+            return y_pred
+        label_outputs = TASKS[self.task].label_outputs
+        if isinstance(y, Mapping):
+            return {name: y_pred[label_outputs[name]] for name in y}
+        if isinstance(y, (list, tuple)):
+            return type(y)(y_pred[label_outputs[name]] for name in self.label_names[: len(y)])
+        if label_outputs:
+            return y_pred[next(iter(label_outputs.values()))]
+        return y_pred
+
+    def _route_labels(self, data):
+        """(x, y, sample_weight) with labels moved out of the input dict when `y` is not given."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, Mapping):
+            x = dict(x)
+            in_x = {name: x.pop(name) for name in self.label_names if name in x}
+            if in_x and y is None:
+                y = in_x["labels"] if list(in_x) == ["labels"] else in_x
+        return x, y, sample_weight
+
+    def train_step(self, data):
+        return super().train_step(self._route_labels(data))
+
+    def test_step(self, data):
+        return super().test_step(self._route_labels(data))
+
+    def predict_step(self, data):
+        x, _, _ = self._route_labels(data)
+        outputs = self(x, training=False)
+        self._predict_output_type = type(outputs)
+        return dict(outputs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras `predict`; the numpy results come in the model's output container (`out.logits`)."""
+        results = super().predict(x, *args, **kwargs)
+        return self._predict_output_type(results)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not self._use_default_loss:
+            return super().compute_loss(x, y, self._outputs_for_labels(y, y_pred), sample_weight, training)
+        if y is None:
+            raise InputError(
+                f"{type(self).__name__} was compiled with its default loss but got no labels. Pass them "
+                f"as y (fit(x, y)) or inside the input dict as {list(self.label_names)}."
+            )
+        loss = self.hf_compute_loss(self._labels_as_dict(y), y_pred, sample_weight)
+        for extra in self.losses:  # regularizers and add_loss()
+            loss += tf.cast(extra, loss.dtype)
+        # Keras sums per-replica losses under tf.distribute; scaling keeps the global mean.
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._outputs_for_labels(y, y_pred), sample_weight)
+
+    def prepare_tf_dataset(self, dataset, batch_size=8, shuffle=True, tokenizer=None, **kwargs):
+        """A `tf.data.Dataset` from a 🤗 `datasets` dataset: only the columns this model accepts plus its
+        labels, padded per batch. See `tfformers.data.prepare_tf_dataset` for the options."""
+        from tfformers.data import prepare_tf_dataset
+
+        return prepare_tf_dataset(
+            dataset,
+            input_names=self.input_names,
+            label_names=self.label_names,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            tokenizer=tokenizer if tokenizer is not None else self.tokenizer,
+            **kwargs,
+        )
+
+
+def load_config(source, config=None, overrides=None, **hub_kwargs):
+    """The transformers configuration of `source`, with `overrides` applied.
+
+    Unknown override names raise, so a misspelt argument is never silently ignored.
+    """
+    from transformers import AutoConfig
+
+    overrides = dict(overrides or {})
+    if config is None:
+        path = hub.resolve_file(source, "config.json", **hub_kwargs)
+        try:
+            config, unused = AutoConfig.from_pretrained(path, return_unused_kwargs=True, **overrides)
+        except (ValueError, KeyError, OSError) as error:
+            raise ConfigError(f"Cannot build a configuration from {path}: {error}") from None
+    else:
+        unused = {}
+        for key, value in overrides.items():
+            if hasattr(config, key) or key in ("num_labels",):
+                setattr(config, key, value)
+            else:
+                unused[key] = value
+    if unused:
+        raise TypeError(
+            f"from_pretrained got unexpected arguments {sorted(unused)}: they are neither loading "
+            "options nor attributes of the configuration."
+        )
+    return config
+
+
+def _log_report(report, class_name, source):
+    if report.unexpected_keys:
+        logger.warning(
+            "Some weights of the checkpoint at %s were not used when initializing %s: %s\n"
+            "This is expected when the checkpoint was trained for another task or architecture.",
+            source, class_name, report.unexpected_keys,
+        )
+    if report.missing_keys:
+        logger.warning(
+            "Some weights of %s were not initialized from the checkpoint at %s and are newly "
+            "initialized: %s\nYou should probably TRAIN this model on a down-stream task to be able to "
+            "use it for predictions and inference.",
+            class_name, source, report.missing_keys,
+        )
+    for key, old, new in report.mismatched_keys:
+        logger.warning(
+            "Weight %s of the checkpoint at %s has shape %s but %s expects %s: newly initialized.",
+            key, source, list(old), class_name, list(new),
+        )

@@ -1,0 +1,1 @@
+"""One module per architecture; `auto` maps a configuration to its class."""

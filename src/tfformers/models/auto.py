@@ -1,0 +1,109 @@
+"""The TFAuto* classes: the configuration's `model_type` picks the architecture, the Auto class the head."""
+
+import importlib
+
+from tfformers.errors import ConfigError
+from tfformers.modeling import load_config
+
+# model_type -> (module in tfformers.models, class-name stem)
+ARCHITECTURES = {
+    "bert": ("bert", "Bert"),
+    "distilbert": ("distilbert", "DistilBert"),
+    "roberta": ("roberta", "Roberta"),
+    "xlm-roberta": ("roberta", "Roberta"),
+}
+
+# task -> class-name suffix, as in transformers (TFBertForMaskedLM, ...)
+TASK_SUFFIXES = {
+    "base": "Model",
+    "pretraining": "ForPreTraining",
+    "masked-lm": "ForMaskedLM",
+    "sequence-classification": "ForSequenceClassification",
+    "token-classification": "ForTokenClassification",
+    "question-answering": "ForQuestionAnswering",
+    "multiple-choice": "ForMultipleChoice",
+}
+
+_LOADING_OPTIONS = ("ignore_mismatched_sizes", "dtype", "output_loading_info")
+
+
+def model_class_for(config, task):
+    """The tfformers class for `config.model_type` and `task`; ConfigError naming what is supported."""
+    model_type = getattr(config, "model_type", None)
+    if model_type not in ARCHITECTURES:
+        raise ConfigError(
+            f"model_type {model_type!r} is not supported by tfformers; supported: {sorted(ARCHITECTURES)}."
+        )
+    module_name, stem = ARCHITECTURES[model_type]
+    module = importlib.import_module(f"tfformers.models.{module_name}")
+    class_name = f"TF{stem}{TASK_SUFFIXES[task]}"
+    if not hasattr(module, class_name):
+        raise ConfigError(f"model_type {model_type!r} has no {task} head in tfformers ({class_name}).")
+    return getattr(module, class_name)
+
+
+class _AutoModel:
+    task = "base"
+
+    def __init__(self):
+        raise TypeError(f"{type(self).__name__} is created with from_pretrained() or from_config().")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *,
+        config=None,
+        revision=None,
+        cache_dir=None,
+        token=None,
+        local_files_only=False,
+        **kwargs,
+    ):
+        """Loads the architecture named by the checkpoint's config, with this class's head.
+
+        Takes the same arguments as `TFPreTrainedModel.from_pretrained`."""
+        hub_kwargs = dict(
+            revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
+        )
+        loading = {name: kwargs.pop(name) for name in _LOADING_OPTIONS if name in kwargs}
+        config = load_config(pretrained_model_name_or_path, config, kwargs, **hub_kwargs)
+        model_class = model_class_for(config, cls.task)
+        return model_class.from_pretrained(
+            pretrained_model_name_or_path, config=config, **hub_kwargs, **loading
+        )
+
+    @classmethod
+    def from_config(cls, config):
+        """A randomly initialized, built model for `config`."""
+        model = model_class_for(config, cls.task)(config)
+        model.build_with_dummy_inputs()
+        return model
+
+
+class TFAutoModel(_AutoModel):
+    task = "base"
+
+
+class TFAutoModelForPreTraining(_AutoModel):
+    task = "pretraining"
+
+
+class TFAutoModelForMaskedLM(_AutoModel):
+    task = "masked-lm"
+
+
+class TFAutoModelForSequenceClassification(_AutoModel):
+    task = "sequence-classification"
+
+
+class TFAutoModelForTokenClassification(_AutoModel):
+    task = "token-classification"
+
+
+class TFAutoModelForQuestionAnswering(_AutoModel):
+    task = "question-answering"
+
+
+class TFAutoModelForMultipleChoice(_AutoModel):
+    task = "multiple-choice"
