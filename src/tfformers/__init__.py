@@ -28,6 +28,29 @@ from tfformers.models.bert import (
     TFBertForTokenClassification,
     TFBertModel,
 )
-from transformers import AutoConfig, AutoTokenizer, BertConfig  # torch-free parts
+from tfformers.models.distilbert import (
+    TFDistilBertForMaskedLM,
+    TFDistilBertForMultipleChoice,
+    TFDistilBertForQuestionAnswering,
+    TFDistilBertForSequenceClassification,
+    TFDistilBertForTokenClassification,
+    TFDistilBertModel,
+)
+from tfformers.models.roberta import (
+    TFRobertaForMaskedLM,
+    TFRobertaForMultipleChoice,
+    TFRobertaForQuestionAnswering,
+    TFRobertaForSequenceClassification,
+    TFRobertaForTokenClassification,
+    TFRobertaModel,
+)
+from tfformers.tokenization import AutoTokenizer
+from transformers import (  # torch-free parts
+    AutoConfig,
+    BertConfig,
+    DistilBertConfig,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
 
 __version__ = "0.1.0"

@@ -59,6 +59,7 @@ def check_sequence_length(length, limit, name="input_ids"):
     """Raises InputError when a static sequence length exceeds the position table (`limit`)."""
     if length is not None and length > limit:
         raise InputError(
-            f"{name} has sequence length {length}, longer than max_position_embeddings={limit}. Truncate "
-            f"the inputs, e.g. tokenizer(..., truncation=True, max_length={limit})."
+            f"{name} has sequence length {length}, longer than the {limit} positions the model's position "
+            "embeddings cover (max_position_embeddings in its config). Truncate the inputs, e.g. "
+            f"tokenizer(..., truncation=True, max_length={limit})."
         )

@@ -53,13 +53,19 @@ class BertEmbeddings(keras.layers.Layer):
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
 
     def default_position_ids(self, input_ids, seq_length):
+        """Positions when the caller gives none: [1, seq] of 0, 1, 2, ... (RoBERTa overrides this)."""
         return tf.range(seq_length)[None, :]
+
+    @property
+    def max_sequence_length(self):
+        """The longest input the position table covers."""
+        return self.config.max_position_embeddings
 
     def call(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, training=False):
         if inputs_embeds is None:
             input_ids = check_token_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.word_embeddings(input_ids)
-        check_sequence_length(inputs_embeds.shape[1], self.config.max_position_embeddings)
+        check_sequence_length(inputs_embeds.shape[1], self.max_sequence_length)
         if position_ids is None:
             position_ids = self.default_position_ids(input_ids, tf.shape(inputs_embeds)[1])
         if token_type_ids is None:
@@ -153,9 +159,13 @@ class BertLayer(keras.layers.Layer):
 
 
 class BertEncoder(keras.layers.Layer):
+    """The stack of blocks; every block maps (hidden_states, bias) to (hidden_states, attention probs)."""
+
+    layer_class = BertLayer
+
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.layer = [BertLayer(config) for i in range(config.num_hidden_layers)]
+        self.layer = [self.layer_class(config) for i in range(config.num_hidden_layers)]
 
     def call(self, hidden_states, bias, training=False, output_attentions=False, output_hidden_states=False):
         all_hidden_states, all_attentions = [hidden_states], []
@@ -267,6 +277,15 @@ class BertPreTrainingHeads(keras.layers.Layer):
 
     def call(self, sequence_output, pooled_output, word_embeddings):
         return self.predictions(sequence_output, word_embeddings), self.seq_relationship(pooled_output)
+
+
+def span_logits(config):
+    """Question answering's projection to (start, end) logits per token."""
+    if config.num_labels != 2:
+        raise ConfigError(
+            f"Question answering predicts start and end logits: num_labels must be 2, not {config.num_labels}."
+        )
+    return dense(config.num_labels, config)
 
 
 def classifier_dropout(config):
@@ -390,12 +409,8 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
-        if config.num_labels != 2:
-            raise ConfigError(
-                f"Question answering predicts start and end logits: num_labels must be 2, not {config.num_labels}."
-            )
         self.bert = self.main_layer_class(config, add_pooling_layer=False)
-        self.qa_outputs = dense(config.num_labels, config)
+        self.qa_outputs = span_logits(config)
 
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)

@@ -1,0 +1,204 @@
+"""RoBERTa (Liu et al., 2019): BERT's network, pretrained better; XLM-RoBERTa is the same network.
+
+Only two things differ from BERT, so the encoder, pooler and plumbing are imported from `bert`:
+- position ids count from `padding_idx + 1` over real tokens while padding keeps `padding_idx` (fairseq's
+  `make_positions`), so the position table has `padding_idx + 1` extra rows (514 for 512 tokens);
+- the heads: `lm_head` (dense, GELU, layer_norm, tied decoder) and `classifier.dense` / `out_proj`.
+Attribute names equal PyTorch transformers' module names (`roberta.encoder.layer.0.attention.self.query`).
+"""
+
+from collections.abc import Mapping
+
+import keras
+import tensorflow as tf
+from transformers import RobertaConfig, XLMRobertaConfig
+
+from tfformers.errors import ConfigError
+from tfformers.layers import dense, get_activation, layer_norm
+from tfformers.models.bert import (
+    BertEmbeddings,
+    BertMainLayer,
+    TFBertForMultipleChoice,
+    TFBertForQuestionAnswering,
+    TFBertForTokenClassification,
+    TFBertPreTrainedModel,
+    classifier_dropout,
+    span_logits,
+)
+from tfformers.outputs import MaskedLMOutput, SequenceClassifierOutput
+
+# ------------------------------------------------------------------------------------------ embeddings
+
+
+class RobertaEmbeddings(BertEmbeddings):
+    """BERT's embeddings with padding-aware position ids."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.padding_idx = config.pad_token_id
+
+    def default_position_ids(self, input_ids, seq_length):
+        """[batch, seq]: padding_idx + 1, + 2, ... over real tokens, padding_idx on padding tokens. From
+        inputs_embeds padding cannot be seen: [1, seq] of padding_idx + 1, + 2, ..."""
+        if input_ids is None:
+            return tf.range(self.padding_idx + 1, seq_length + self.padding_idx + 1)[None, :]
+        mask = tf.cast(tf.not_equal(input_ids, self.padding_idx), tf.int32)
+        return tf.cumsum(mask, axis=1) * mask + self.padding_idx
+
+    @property
+    def max_sequence_length(self):
+        return self.config.max_position_embeddings - self.padding_idx - 1
+
+
+# ------------------------------------------------------------------------------------ encoder and stack
+# BERT's (BertEncoder of BertLayer blocks, BertPooler), under the same names.
+
+
+class RobertaMainLayer(BertMainLayer):
+    """The backbone (PyTorch's RobertaModel): RoBERTa embeddings, BERT encoder, optional pooler."""
+
+    embeddings_class = RobertaEmbeddings
+
+
+# ----------------------------------------------------------------------------------------------- heads
+
+
+class RobertaLMHead(keras.layers.Layer):
+    """dense, exact GELU (whatever hidden_act says), layer_norm, then vocabulary logits through the tied
+    word embeddings (`decoder`, not stored) plus `bias`."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = dense(config.hidden_size, config, activation=get_activation("gelu"))
+        self.layer_norm = layer_norm(config.layer_norm_eps)
+        self.bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, features, word_embeddings):
+        hidden_states = self.layer_norm(self.dense(features))
+        logits = tf.matmul(hidden_states, tf.cast(word_embeddings, hidden_states.dtype), transpose_b=True)
+        return logits + tf.cast(self.bias, logits.dtype)
+
+
+class RobertaClassificationHead(keras.layers.Layer):
+    """out_proj(dropout(tanh(dense(dropout(first token))))): RoBERTa classifies without BERT's pooler."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = dense(config.hidden_size, config, activation="tanh")
+        self.dropout = classifier_dropout(config)
+        self.out_proj = dense(config.num_labels, config)
+
+    def call(self, features, training=False):
+        hidden_states = self.dropout(features[:, 0], training=training)
+        hidden_states = self.dropout(self.dense(hidden_states), training=training)
+        return self.out_proj(hidden_states)
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+class TFRobertaPreTrainedModel(TFBertPreTrainedModel):
+    config_class = (RobertaConfig, XLMRobertaConfig)
+    base_model_prefix = "roberta"
+    main_layer_class = RobertaMainLayer
+
+    @classmethod
+    def from_config(cls, config):
+        if isinstance(config, Mapping) and "config" in config:  # two config classes: pick by model_type
+            settings = config["config"]
+            by_type = {config_class.model_type: config_class for config_class in cls.config_class}
+            return cls(by_type.get(settings.get("model_type"), RobertaConfig).from_dict(settings))
+        return super().from_config(config)
+
+    @property
+    def pytorch_architecture(self):
+        """`RobertaForMaskedLM`, or `XLMRobertaForMaskedLM` for an XLM-RoBERTa config."""
+        name = super().pytorch_architecture
+        return "XLM" + name if self.config.model_type == "xlm-roberta" else name
+
+
+class TFRobertaModel(TFRobertaPreTrainedModel):
+    is_base_model = True
+
+    def __init__(self, config, add_pooling_layer=True, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = self.main_layer_class(config, add_pooling_layer=add_pooling_layer)
+
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        return self.backbone(inputs, training, output_attentions, output_hidden_states)
+
+
+class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
+    task = "masked-lm"
+    tied_weights_keys = ("lm_head.decoder.weight", "lm_head.decoder.bias")
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        if not config.tie_word_embeddings:
+            raise ConfigError(
+                "The config sets tie_word_embeddings=False, but tfformers' RoBERTa always ties "
+                "lm_head.decoder to the word embeddings (a separate decoder would be ignored)."
+            )
+        self.roberta = self.main_layer_class(config, add_pooling_layer=False)
+        self.lm_head = RobertaLMHead(config)
+
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        out = self.backbone(inputs, training, output_attentions, output_hidden_states)
+        return MaskedLMOutput(
+            logits=self.lm_head(out.last_hidden_state, self.word_embeddings),
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
+
+
+class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
+    task = "sequence-classification"
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = self.main_layer_class(config, add_pooling_layer=False)
+        self.classifier = RobertaClassificationHead(config)
+
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        out = self.backbone(inputs, training, output_attentions, output_hidden_states)
+        return SequenceClassifierOutput(
+            logits=self.classifier(out.last_hidden_state, training=training),
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+        )
+
+
+class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
+    task = "token-classification"
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = self.main_layer_class(config, add_pooling_layer=False)
+        self.dropout = classifier_dropout(config)
+        self.classifier = dense(config.num_labels, config)
+
+    forward = TFBertForTokenClassification.forward  # classifier(dropout(last_hidden_state))
+
+
+class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
+    task = "question-answering"
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = self.main_layer_class(config, add_pooling_layer=False)
+        self.qa_outputs = span_logits(config)
+
+    forward = TFBertForQuestionAnswering.forward  # start, end = qa_outputs(last_hidden_state)
+
+
+class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
+    task = "multiple-choice"
+    dummy_inputs = TFBertForMultipleChoice.dummy_inputs  # [batch, choices, seq]
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = self.main_layer_class(config)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)  # not classifier_dropout, as PyTorch
+        self.classifier = dense(1, config)
+
+    forward = TFBertForMultipleChoice.forward  # classifier(dropout(pooler_output)), one logit per choice

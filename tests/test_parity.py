@@ -1,0 +1,120 @@
+"""The shared harness: every (architecture, head) in the registry against the PyTorch oracle.
+
+For each pair: a random PyTorch model is saved with PyTorch transformers, loaded by tfformers with every
+tensor consumed and every variable set, gives the same outputs (logits, hidden states, attentions) on a
+padded batch, saves back in a form PyTorch loads with the same outputs, and runs under XLA.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from architectures import HEAD_CASES, case_id, config_for, make_inputs
+from oracle import max_abs_diff, torch_model, torch_outputs
+
+import tfformers
+
+TOLERANCE = 1e-4  # fp32, max |Δ| over every output element
+
+
+@pytest.fixture(scope="module")
+def saved_torch_models(tmp_path_factory):
+    """(arch, head) -> (torch model, folder it was saved to), built once per module."""
+    cache = {}
+
+    def get(arch, head):
+        if (arch.name, head) not in cache:
+            model = torch_model(head, config_for(arch, head))
+            folder = tmp_path_factory.mktemp(f"pt-{head}")
+            model.save_pretrained(folder)
+            cache[arch.name, head] = (model, folder)
+        return cache[arch.name, head]
+
+    return get
+
+
+def tf_class(head):
+    return getattr(tfformers, "TF" + head)
+
+
+@pytest.mark.parametrize("case", HEAD_CASES, ids=case_id)
+def test_loads_every_tensor_and_matches_torch(case, saved_torch_models):
+    arch, head = case
+    pt_model, folder = saved_torch_models(arch, head)
+    model, info = tf_class(head).from_pretrained(folder, output_loading_info=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+
+    inputs = make_inputs(arch, model.config, head)
+    expected = torch_outputs(pt_model, inputs, output_hidden_states=True, output_attentions=True)
+    ours = model(inputs, output_hidden_states=True, output_attentions=True)
+    assert set(ours) == set(expected)
+    for name in expected:
+        assert max_abs_diff(ours[name], expected[name]) <= TOLERANCE, name
+
+
+@pytest.mark.parametrize("case", HEAD_CASES, ids=case_id)
+def test_save_pretrained_loads_in_torch_and_back(case, saved_torch_models, tmp_path):
+    import transformers
+
+    arch, head = case
+    _, folder = saved_torch_models(arch, head)
+    model = tf_class(head).from_pretrained(folder)
+    model.save_pretrained(tmp_path / "saved")
+
+    reloaded_pt, info = getattr(transformers, head).from_pretrained(
+        tmp_path / "saved", output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    inputs = make_inputs(arch, model.config, head, seed=1)
+    expected = torch_outputs(reloaded_pt.eval(), inputs)
+    ours = model(inputs)
+    for name in ours:
+        assert max_abs_diff(ours[name], expected[name]) <= TOLERANCE, name
+
+    again = tf_class(head).from_pretrained(tmp_path / "saved")
+    for ours_var, again_var in zip(model.weights, again.weights):
+        np.testing.assert_array_equal(ours_var.numpy(), again_var.numpy())
+    # PyTorch-readable keys exactly: same names as PyTorch's own save, minus tied aliases
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), "np") as saved, safe_open(
+        str(folder / "model.safetensors"), "np"
+    ) as original:
+        assert saved.metadata()["format"] == "pt"
+        assert set(saved.keys()) == set(original.keys()) - set(model.tied_weights_keys)
+
+
+@pytest.mark.parametrize("case", HEAD_CASES, ids=case_id)
+def test_xla_forward_equals_eager(case, saved_torch_models):
+    arch, head = case
+    _, folder = saved_torch_models(arch, head)
+    model = tf_class(head).from_pretrained(folder)
+    inputs = {k: tf.constant(v) for k, v in make_inputs(arch, model.config, head).items()}
+    eager = model(inputs)
+    compiled = tf.function(lambda x: model(x), jit_compile=True)(inputs)
+    for name in eager:
+        np.testing.assert_allclose(compiled[name].numpy(), eager[name].numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in HEAD_CASES if not c[1].endswith("Model")], ids=case_id)
+def test_base_checkpoint_loads_into_head_and_back(case, saved_torch_models):
+    arch, head = case
+    base_head = next(h for h in arch.heads if h.endswith("Model"))
+    _, base_folder = saved_torch_models(arch, base_head)
+    _, head_folder = saved_torch_models(arch, head)
+
+    model, info = tf_class(head).from_pretrained(base_folder, output_loading_info=True)
+    prefix = model.base_model_prefix + "."
+    assert info["missing_keys"], "a head model loaded from a base checkpoint has new head weights"
+    assert all(not key.startswith(prefix) for key in info["missing_keys"]), info["missing_keys"]
+    backbone = getattr(model, model.base_model_prefix)
+    reference = tf_class(base_head).from_pretrained(base_folder)
+    reference_backbone = getattr(reference, model.base_model_prefix)
+    np.testing.assert_array_equal(
+        backbone.embeddings.word_embeddings.embeddings.numpy(),
+        reference_backbone.embeddings.word_embeddings.embeddings.numpy(),
+    )
+
+    base, info = tf_class(base_head).from_pretrained(head_folder, output_loading_info=True)
+    assert not info["missing_keys"] or all("pooler" in key for key in info["missing_keys"])
+    assert info["unexpected_keys"], "head tensors are reported unused by the base model"
+    assert all(not key.startswith(prefix) for key in info["unexpected_keys"])
