@@ -2,15 +2,22 @@
 
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from tfformers.errors import BackendError
+
+
+def _refuse(backend):
+    raise BackendError(
+        f"tfformers needs Keras' TensorFlow backend, but Keras is set to {backend!r} (KERAS_BACKEND or "
+        "~/.keras/keras.json). Set KERAS_BACKEND=tensorflow before importing keras or tfformers."
+    )
+
+
+# Checked before importing keras: importing it with another backend may itself fail on that backend's
+# missing dependencies, which would hide the actual problem.
+if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    _refuse(os.environ["KERAS_BACKEND"])
 
 import keras  # noqa: E402
 
-from tfformers.errors import BackendError  # noqa: E402
-
 if keras.config.backend() != "tensorflow":
-    raise BackendError(
-        f"tfformers needs Keras' TensorFlow backend, but Keras runs on {keras.config.backend()!r} "
-        f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r} or ~/.keras/keras.json). Set "
-        "KERAS_BACKEND=tensorflow before importing keras or tfformers."
-    )
+    _refuse(keras.config.backend())

@@ -237,20 +237,21 @@ def load_parameters(
             continue
         shape = reader.shape(original)
         if shape != param.shape:
-            if not ignore_mismatched_sizes:
-                raise CheckpointError(
-                    f"Tensor {original!r} in {reader.file_of(original)} has shape {list(shape)} but the "
-                    f"model built from the config expects {list(param.shape)}. Check that config.json "
-                    "matches the weights, or pass ignore_mismatched_sizes=True to re-initialize this "
-                    "tensor (e.g. a classifier with a different num_labels)."
-                )
             report.mismatched_keys.append((key, shape, param.shape))
             continue
         param.assign(reader.get(original))
-    loaded = set(checkpoint)
-    report.missing_keys = [
-        key for key in params if key not in loaded or key in {k for k, _, _ in report.mismatched_keys}
-    ]
+    if report.mismatched_keys and not ignore_mismatched_sizes:
+        conflicts = "; ".join(
+            f"{key!r} is {list(old)} in {reader.file_of(checkpoint[key])} but the model expects {list(new)}"
+            for key, old, new in report.mismatched_keys
+        )
+        raise CheckpointError(
+            f"The checkpoint does not fit the model built from its config: {conflicts}. Check that "
+            "config.json matches the weights, or pass ignore_mismatched_sizes=True to re-initialize these "
+            "tensors (e.g. a classifier with a different num_labels)."
+        )
+    mismatched = {key for key, _, _ in report.mismatched_keys}
+    report.missing_keys = [key for key in params if key not in checkpoint or key in mismatched]
     return report
 
 

@@ -2,10 +2,13 @@
 
 transformers 5 dropped `return_tensors="tf"`. The tokenizers loaded here are the same objects with that
 option restored (they compute NumPy arrays and convert), so `model(tokenizer(texts, return_tensors="tf"))`
-works as it did in transformers 4. Everything else, saving included, is transformers' own.
+works as it did in transformers 4. They also take any sequence of strings, such as a 🤗 datasets column
+(`tokenizer(dataset["text"])`), which transformers 5 accepts only as a list. Everything else, saving
+included, is transformers' own.
 """
 
 import functools
+from collections.abc import Sequence
 
 import tensorflow as tf
 import transformers
@@ -20,9 +23,18 @@ def _as_tf(encoding):
     )
 
 
+def _as_list(text):
+    if isinstance(text, Sequence) and not isinstance(text, (str, list, tuple)):
+        return list(text)
+    return text
+
+
 def _with_tf_tensors(method):
     @functools.wraps(method)
     def wrapper(self, *args, return_tensors=None, **kwargs):
+        if method.__name__ == "__call__":
+            args = tuple(_as_list(arg) for arg in args)
+            kwargs = {k: _as_list(v) if k in ("text", "text_pair") else v for k, v in kwargs.items()}
         if return_tensors == "tf":
             return _as_tf(method(self, *args, return_tensors="np", **kwargs))
         return method(self, *args, return_tensors=return_tensors, **kwargs)
