@@ -186,3 +186,16 @@ def test_other_keras_backend_is_refused():
     )
     assert result.returncode != 0
     assert "BackendError" in result.stderr and "KERAS_BACKEND=tensorflow" in result.stderr
+
+
+def test_decoder_configs_are_refused():
+    with pytest.raises(ConfigError, match="is_decoder"):
+        tfformers.TFAutoModel.from_config(config_for(BERT, "BertModel", is_decoder=True))
+
+
+def test_input_the_architecture_lacks_by_keyword():
+    distilbert = next(a for a in ARCHITECTURES if a.name == "distilbert")
+    model = tfformers.TFAutoModel.from_config(config_for(distilbert, "DistilBertModel"))
+    ids = np.ones((1, 4), dtype=np.int32)
+    with pytest.raises(InputError, match="token_type_ids"):
+        model(input_ids=ids, token_type_ids=ids)

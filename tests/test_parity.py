@@ -118,3 +118,21 @@ def test_base_checkpoint_loads_into_head_and_back(case, saved_torch_models):
     assert not info["missing_keys"] or all("pooler" in key for key in info["missing_keys"])
     assert info["unexpected_keys"], "head tensors are reported unused by the base model"
     assert all(not key.startswith(prefix) for key in info["unexpected_keys"])
+
+
+def test_tied_alias_fills_a_missing_target(tmp_path):
+    """Checkpoints that store an LM head's bias only under its tied alias still load it."""
+    from safetensors.numpy import load_file, save_file
+
+    from architectures import ARCHITECTURES
+
+    model = tfformers.TFAutoModelForMaskedLM.from_config(config_for(ARCHITECTURES[0], "BertForMaskedLM"))
+    model.cls.predictions.bias.assign(np.arange(model.config.vocab_size, dtype=np.float32))
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["cls.predictions.decoder.bias"] = tensors.pop("cls.predictions.bias")
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+    reloaded, info = tfformers.TFBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    np.testing.assert_array_equal(reloaded.cls.predictions.bias.numpy(), np.arange(model.config.vocab_size))

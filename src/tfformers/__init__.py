@@ -1,6 +1,7 @@
 """tfformers: Hugging Face Hub models as native Keras 3 models on TensorFlow."""
 
 from tfformers import _backend  # noqa: F401  (must run before keras is used)
+from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.errors import (
     BackendError,
     CheckpointError,

@@ -203,7 +203,7 @@ def load_parameters(
     reader,
     *,
     base_model_prefix,
-    tied_keys=(),
+    tied_keys=None,
     ignored_unexpected=(),
     ignore_mismatched_sizes=False,
 ):
@@ -211,9 +211,11 @@ def load_parameters(
 
     A base-model checkpoint (no `bert.` prefix) loads into a head model and a head checkpoint into a base
     model: the prefix is added or stripped, and head tensors a base model lacks are reported unused.
-    Keys in `tied_keys` alias another tensor (e.g. an output projection tied to the embeddings) and are
-    consumed silently; keys matching `ignored_unexpected` (regexes) are buffers PyTorch saved.
+    `tied_keys` maps an alias to the key it is tied to (e.g. an LM decoder to the word embeddings): an
+    alias is read in place of its target when the checkpoint lacks the target, and is otherwise consumed
+    silently. Keys matching `ignored_unexpected` (regexes) are buffers PyTorch saved.
     """
+    tied_keys = tied_keys or {}
     checkpoint = {_modern_key(key): key for key in reader.keys()}
     prefix = base_model_prefix + "."
     model_has_prefix = any(key.startswith(prefix) for key in params)
@@ -227,6 +229,10 @@ def load_parameters(
             (key[len(prefix):] if key.startswith(prefix) else key): original
             for key, original in checkpoint.items()
         }
+
+    for alias, target in tied_keys.items():
+        if alias in checkpoint and target not in checkpoint:
+            checkpoint[target] = checkpoint.pop(alias)
 
     report = LoadingReport()
     for key, original in checkpoint.items():

@@ -198,6 +198,11 @@ class BertMainLayer(keras.layers.Layer):
 
     def __init__(self, config, add_pooling_layer=True, **kwargs):
         super().__init__(**kwargs)
+        if getattr(config, "is_decoder", False) or getattr(config, "add_cross_attention", False):
+            raise ConfigError(
+                "is_decoder / add_cross_attention are set in the config, but tfformers implements this "
+                "architecture as a bidirectional encoder only; set them to False."
+            )
         self.embeddings = self.embeddings_class(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
@@ -325,7 +330,10 @@ class TFBertModel(TFBertPreTrainedModel):
         return self.backbone(inputs, training, output_attentions, output_hidden_states)
 
 
-_TIED_LM_KEYS = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+_TIED_LM_KEYS = {
+    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.bias": "cls.predictions.bias",
+}
 
 
 class TFBertForPreTraining(TFBertPreTrainedModel):

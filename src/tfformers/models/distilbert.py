@@ -227,7 +227,7 @@ class TFDistilBertModel(TFDistilBertPreTrainedModel):
 
 class TFDistilBertForMaskedLM(TFDistilBertPreTrainedModel):
     task = "masked-lm"
-    tied_weights_keys = ("vocab_projector.weight",)
+    tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

@@ -130,7 +130,10 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
 
 class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     task = "masked-lm"
-    tied_weights_keys = ("lm_head.decoder.weight", "lm_head.decoder.bias")
+    tied_weights_keys = {
+        "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
