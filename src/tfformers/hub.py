@@ -7,6 +7,7 @@ name the repository, revision and file and say what to do.
 - `resolve_file(name_or_path, filename)`: one file from a local folder or the Hub cache (downloading it).
 - `list_repo_files(name_or_path)`: the files of a local folder or a Hub revision (the cached ones offline).
 - `push_folder(folder, repo_id)`: create the repo if needed and upload the folder as one commit.
+- `full_repo_id(name)`: `'my-model'` -> `'<token's user>/my-model'` (an id with a namespace is returned as is).
 
 Offline use: after one download, ``HF_HUB_OFFLINE=1`` (or ``local_files_only=True``) serves from the cache.
 """
@@ -35,7 +36,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from .errors import HubError
 
-__all__ = ["resolve_file", "list_repo_files", "push_folder", "is_offline"]
+__all__ = ["resolve_file", "list_repo_files", "push_folder", "full_repo_id", "is_offline"]
 
 logger = logging.getLogger("tfformers")
 
@@ -242,6 +243,22 @@ def push_folder(
             raise _push_error(e, repo_id, revision) from e
 
     return api.run_as_future(push) if run_as_future else push()
+
+
+def full_repo_id(repo_id: str, *, token: str | bool | None = None) -> str:
+    """`repo_id` with the token owner's namespace added when it has none (`'my-model'` -> `'user/my-model'`),
+    as `push_to_hub("my-model")` means on the Hub. An id with a namespace is returned unchanged (no request)."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise HubError(f"Cannot push to '{repo_id}': not a valid repo id ('namespace/name'). {e}") from None
+    if "/" in repo_id:
+        return repo_id
+    try:
+        user = _api().whoami(token=token)["name"]
+    except (HfHubHTTPError, LocalTokenNotFoundError, OSError, *_NETWORK_ERRORS) as e:
+        raise _push_error(e, repo_id, None) from e
+    return f"{user}/{repo_id}"
 
 
 @functools.lru_cache(maxsize=None)
