@@ -49,7 +49,8 @@ class TFPreTrainedModel(keras.Model):
     - `base_model_prefix`: attribute holding the backbone (`"bert"`), the prefix of head checkpoints.
     - `is_base_model`: True for the headless model, whose PyTorch keys carry no prefix.
     - `task`: a key of `tfformers.tasks.TASKS`; it gives label names and the default loss.
-    - `tied_weights_keys`: checkpoint keys that alias another tensor (read, never stored twice).
+    - `tied_weights_keys`: {alias key: stored key} for tensors tied to another (saved once, as the
+      stored key; an alias in a checkpoint fills the stored tensor when that one is absent).
     - `ignored_unexpected_keys`: regexes of checkpoint buffers that are not weights.
     """
 
@@ -57,7 +58,7 @@ class TFPreTrainedModel(keras.Model):
     base_model_prefix = ""
     is_base_model = False
     task = "base"
-    tied_weights_keys = ()
+    tied_weights_keys = {}
     ignored_unexpected_keys = (r"position_ids$",)
     main_input_name = "input_ids"
     input_names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
@@ -74,8 +75,11 @@ class TFPreTrainedModel(keras.Model):
     def label_names(self):
         return TASKS[self.task].label_names
 
+    _CALL_OPTIONS = ("training", "output_attentions", "output_hidden_states", "mask")
+
     def __call__(self, inputs=None, *args, **kwargs):
-        named = {k: kwargs.pop(k) for k in list(kwargs) if k in self.input_names or k in self.label_names}
+        # Tensors passed by name (`model(**tokenizer(...))`) join the input dict, where `call` checks them.
+        named = {k: kwargs.pop(k) for k in list(kwargs) if k not in self._CALL_OPTIONS}
         if inputs is None:
             inputs = named
         elif isinstance(inputs, Mapping):  # also a tokenizer's BatchEncoding, which is not a dict
@@ -160,6 +164,7 @@ class TFPreTrainedModel(keras.Model):
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
         config = load_config(source, config, config_overrides, **hub_kwargs)
+        config.name_or_path = os.fspath(source)  # where it came from (a model card's base_model)
         cls._check_config(config, source)
         with _dtype_policy(dtype):
             model = cls(config)
@@ -223,6 +228,20 @@ class TFPreTrainedModel(keras.Model):
             if tokenizer is not None:
                 tokenizer.save_pretrained(staging)
         logger.info("Saved %s to %s", type(self).__name__, save_directory)
+
+    def push_to_hub(self, repo_id, **kwargs):
+        """Uploads the model folder (config, safetensors in PyTorch layout, tokenizer, model card) to the
+        Hub in one commit. See `tfformers.sharing.push_to_hub` for the options."""
+        from tfformers.sharing import push_to_hub
+
+        return push_to_hub(self, repo_id, **kwargs)
+
+    def load_repo_checkpoint(self, repo_path_or_name, **kwargs):
+        """Restores weights and optimizer state pushed by `PushToHubCallback(checkpoint=True)`; returns
+        `{"epoch": ...}` to pass as `fit(initial_epoch=...)`. See `tfformers.sharing`."""
+        from tfformers.sharing import load_repo_checkpoint
+
+        return load_repo_checkpoint(self, repo_path_or_name, **kwargs)
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -292,8 +311,14 @@ class TFPreTrainedModel(keras.Model):
 
     def predict(self, x, *args, **kwargs):
         """Keras `predict`; the numpy results come in the model's output container (`out.logits`)."""
-        results = super().predict(x, *args, **kwargs)
+        results = super().predict(_plain_inputs(x), *args, **kwargs)
         return self._predict_output_type(results)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        return super().fit(_plain_inputs(x), y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        return super().evaluate(_plain_inputs(x), y, *args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not self._use_default_loss:
@@ -317,15 +342,25 @@ class TFPreTrainedModel(keras.Model):
         labels, padded per batch. See `tfformers.data.prepare_tf_dataset` for the options."""
         from tfformers.data import prepare_tf_dataset
 
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if tokenizer is None and getattr(self.config, "pad_token_id", None) is not None:
+            kwargs.setdefault("pad_token_id", self.config.pad_token_id)
         return prepare_tf_dataset(
             dataset,
             input_names=self.input_names,
             label_names=self.label_names,
             batch_size=batch_size,
             shuffle=shuffle,
-            tokenizer=tokenizer if tokenizer is not None else self.tokenizer,
+            tokenizer=tokenizer,
             **kwargs,
         )
+
+
+def _plain_inputs(x):
+    """A tokenizer's BatchEncoding is a Mapping but not a dict, which Keras' data adapters reject."""
+    if isinstance(x, Mapping) and not isinstance(x, dict):
+        return dict(x)
+    return x
 
 
 def load_config(source, config=None, overrides=None, **hub_kwargs):
