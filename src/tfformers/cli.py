@@ -1,0 +1,474 @@
+"""The `tfformers` command: fine-tune a text classifier, predict with it, push a model folder to the Hub.
+
+    tfformers fine-tune MODEL --dataset news.csv --text-column text --label-column label -o out/
+    tfformers predict out/ "Shares fell sharply" "The striker scored twice"
+    tfformers push out/ my-name/news-classifier
+
+User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
+`tfformers <command>: error: ...` to stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+
+from tfformers.errors import TFFormersError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+_FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+class UsageError(TFFormersError, ValueError):
+    """A command-line argument that cannot work (the message says which and why)."""
+
+
+# -------------------------------------------------------------------------------------------- arguments
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _test_size(text):
+    """A fraction in [0, 1) or a number of rows (>= 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction or a row count, got {text!r}") from None
+    if value >= 1:
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError(f"a row count must be whole, got {text}")
+        return int(value)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a row count, got {text}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tfformers",
+        description="Hugging Face Hub models as native Keras 3 models on TensorFlow.",
+        epilog="examples:\n"
+        "  tfformers fine-tune sentence-transformers/all-MiniLM-L6-v2 --dataset news.csv \\\n"
+        "      --text-column text --label-column topic --epochs 1 -o out/news\n"
+        "  tfformers predict out/news \"Shares fell sharply after the profit warning\"\n"
+        "  tfformers push out/news my-name/news-classifier\n\n"
+        "Run 'tfformers COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ft = commands.add_parser(
+        "fine-tune",
+        help="fine-tune a model for text classification and save it",
+        description="Fine-tune a checkpoint for text classification on a dataset with a text and a label "
+        "column, report held-out accuracy and a confusion table, and save the model with its tokenizer.",
+    )
+    _add_model_argument(ft, "a local model folder or a Hub model id")
+    data = ft.add_argument_group("data")
+    data.add_argument("--dataset", "--train-file", dest="dataset", required=True, metavar="DATA",
+                      help="a .csv, .tsv, .json, .jsonl or .parquet file, a folder of such files, or a Hub "
+                      "dataset id")
+    data.add_argument("--dataset-config", metavar="NAME", help="the configuration of a Hub dataset")
+    data.add_argument("--text-column", default="text", metavar="NAME",
+                      help="column holding the text (default: text)")
+    data.add_argument("--label-column", default="label", metavar="NAME",
+                      help="column holding the label, strings or integers (default: label)")
+    data.add_argument("--split", default="train", metavar="NAME", help="split to train on (default: train)")
+    data.add_argument("--eval-split", metavar="NAME",
+                      help="split to evaluate on (default: hold out --test-size of the training split)")
+    data.add_argument("--test-size", type=_test_size, default=0.1, metavar="SIZE",
+                      help="fraction (or number of rows) held out for evaluation (default: 0.1; 0: none)")
+    train = ft.add_argument_group("training")
+    train.add_argument("--epochs", type=_positive_int, default=2, metavar="N",
+                       help="passes over the data (default: 2)")
+    train.add_argument("--batch-size", type=_positive_int, default=16, metavar="N",
+                       help="examples per step (default: 16)")
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-4, metavar="LR",
+                       help="Adam's initial learning rate, decayed linearly to 0 (default: 1e-4)")
+    train.add_argument("--max-length", type=_positive_int, default=128, metavar="TOKENS",
+                       help="truncate texts to this many tokens (default: 128)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed of the split, the shuffling and a new head (default: 0)")
+    train.add_argument("--num-labels", type=_positive_int, metavar="N",
+                       help="expected number of classes; an error if the labels have another count")
+    train.add_argument("--ignore-mismatched-sizes", action="store_true",
+                       help="replace a classification head whose size differs from the label count")
+    train.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="train with XLA on length buckets (default: off: on CPU it measured no faster, "
+                       "and each bucket costs a compilation)")
+    train.add_argument("--tokenizer", metavar="PATH", help="tokenizer folder or Hub id (default: MODEL's)")
+    out = ft.add_argument_group("output")
+    out.add_argument("-o", "--output-dir", required=True, metavar="DIR",
+                     help="folder to save the model and tokenizer in (save_pretrained)")
+    out.add_argument("--push-to-hub", metavar="REPO_ID",
+                     help="also upload the saved folder, with a generated model card, to this Hub repo")
+    _add_hub_options(out, commit_message=False)
+    _add_common(ft)
+    ft.set_defaults(run=_fine_tune, parser=ft)
+
+    pr = commands.add_parser(
+        "predict",
+        help="classify texts with a fine-tuned model",
+        description="Print the most likely label and its probability for each text.",
+    )
+    _add_model_argument(pr, "a fine-tuned model folder or Hub model id")
+    pr.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    pr.add_argument("-i", "--input", metavar="FILE", help="read texts from FILE, one per line ('-': stdin)")
+    pr.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                    help="texts per batch (default: 32)")
+    pr.add_argument("--max-length", type=_positive_int, metavar="TOKENS",
+                    help="truncate texts to this many tokens (default: the saved tokenizer's model_max_length)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per text: text, label, score")
+    pr.add_argument("--tokenizer", metavar="PATH", help="tokenizer folder or Hub id (default: MODEL's)")
+    pr.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
+    _add_common(pr)
+    pr.set_defaults(run=_predict, parser=pr)
+
+    pu = commands.add_parser(
+        "push",
+        help="upload a saved model folder to the Hub",
+        description="Upload every file of a folder written by save_pretrained (or fine-tune) to a Hub "
+        "repository as one commit; the repository is created if needed. A model card (README.md) is "
+        "generated when the folder has none and the repository has no hand-written one.",
+    )
+    pu.add_argument("folder", metavar="FOLDER", help="a folder written by save_pretrained")
+    pu.add_argument("repo_id", metavar="REPO_ID", help="the Hub repository, 'namespace/name'")
+    _add_hub_options(pu, commit_message=True)
+    _add_common(pu)
+    pu.set_defaults(run=_push)
+    return parser
+
+
+def _add_model_argument(parser, help):
+    parser.add_argument("model", nargs="?", metavar="MODEL", help=f"{help} (or --model MODEL)")
+    parser.add_argument("--model", dest="model_option", metavar="MODEL", help=argparse.SUPPRESS)
+
+
+def _resolve_model(args):
+    """MODEL comes as the first argument or as --model (then, for predict, every argument is a text)."""
+    if args.model_option:
+        if args.model is not None:
+            if args.command == "predict":
+                args.texts = [args.model, *args.texts]
+            elif args.model != args.model_option:
+                args.parser.error(f"MODEL given twice: {args.model!r} and --model {args.model_option!r}")
+        args.model = args.model_option
+    if not args.model:
+        args.parser.error("the following arguments are required: MODEL")
+
+
+def _add_hub_options(group, *, commit_message):
+    group.add_argument("--private", action="store_true", default=None, help="create the Hub repo as private")
+    group.add_argument("--token", help="Hub token with write access (default: HF_TOKEN or the stored login)")
+    if commit_message:
+        group.add_argument("--commit-message", metavar="TEXT", help="the commit's title")
+        group.add_argument("--revision", metavar="BRANCH", help="branch to push to (created if missing)")
+        group.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+
+
+def _add_common(parser):
+    parser.add_argument("-q", "--quiet", action="store_true", help="print results only, no progress or info")
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tfformers")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def load_data(spec, *, config=None, token=None):
+    """A `datasets.DatasetDict` from a local file (CSV/TSV/JSON/JSON Lines/Parquet), a folder of such files,
+    or a Hub dataset id."""
+    import datasets
+    from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
+
+    extension = os.path.splitext(spec)[1].lower()
+    try:
+        if os.path.isfile(spec):
+            if extension not in _FILE_FORMATS:
+                raise UsageError(
+                    f"cannot read {spec!r}: unknown file type {extension or '(none)'}; use "
+                    f"{', '.join(_FILE_FORMATS)}."
+                )
+            kwargs = {"delimiter": "\t"} if extension == ".tsv" else {}
+            return datasets.load_dataset(_FILE_FORMATS[extension], data_files=spec, **kwargs)
+        looks_local = extension in _FILE_FORMATS or spec.startswith((".", "/", "~"))
+        if looks_local and not os.path.isdir(spec):
+            raise UsageError(f"no such file: {spec!r}.")
+        if os.path.isdir(spec):
+            return datasets.load_dataset(spec)
+        return datasets.load_dataset(spec, config, token=token)
+    except DatasetNotFoundError as error:
+        raise UsageError(
+            f"{spec!r} is not a local file or folder, and the Hub has no dataset {spec!r} (or it is "
+            f"private, or the Hub cannot be reached): {_one_line(error)}"
+        ) from None
+    except DatasetGenerationError as error:
+        cause = error.__cause__ or error
+        raise UsageError(f"cannot read {spec!r}: {_one_line(cause)}") from None
+    except (FileNotFoundError, ConnectionError, ValueError) as error:
+        if isinstance(error, TFFormersError):
+            raise
+        raise UsageError(f"cannot load the dataset {spec!r}: {_one_line(error)}") from None
+
+
+def _split(dataset_dict, name, spec, option):
+    if name not in dataset_dict:
+        raise UsageError(f"{spec!r} has no split {name!r} ({option}); its splits are {list(dataset_dict)}.")
+    return dataset_dict[name]
+
+
+def _check_column(dataset, name, option, spec):
+    if name not in dataset.column_names:
+        raise UsageError(
+            f"{spec!r} has no column {name!r} ({option}); its columns are {dataset.column_names}."
+        )
+
+
+def _load_tokenizer(name, token=None):
+    from tfformers.tokenization import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, token=token)
+    except TFFormersError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"cannot load a tokenizer from {name!r}: {_one_line(error)} (pass --tokenizer)") from None
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def _fine_tune(args):
+    from tfformers import finetune, sharing
+
+    if os.path.isfile(args.output_dir):
+        raise UsageError(f"--output-dir {args.output_dir!r} is a file; give a folder.")
+    dataset_dict = load_data(args.dataset, config=args.dataset_config, token=args.token)
+    train = _split(dataset_dict, args.split, args.dataset, "--split")
+    for name, option in ((args.text_column, "--text-column"), (args.label_column, "--label-column")):
+        _check_column(train, name, option, args.dataset)
+    eval_data = None
+    if args.eval_split:
+        eval_data = _split(dataset_dict, args.eval_split, args.dataset, "--eval-split")
+        for name, option in ((args.text_column, "--text-column"), (args.label_column, "--label-column")):
+            _check_column(eval_data, name, option, f"{args.dataset}[{args.eval_split}]")
+    if isinstance(args.test_size, int) and args.test_size >= len(train):
+        raise UsageError(f"--test-size {args.test_size} leaves no training rows ({len(train)} in all).")
+    tokenizer = _load_tokenizer(args.tokenizer, args.token) if args.tokenizer else None
+    if tokenizer is None:
+        _model_exists(args.model, args.token)  # an unknown model is reported as such, not as a tokenizer error
+        tokenizer = _load_tokenizer(args.model, args.token)
+    result = finetune.fine_tune(
+        args.model,
+        train,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        eval_dataset=eval_data,
+        test_size=args.test_size,
+        tokenizer=tokenizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        num_labels=args.num_labels,
+        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+        jit_compile=args.jit_compile,
+        seed=args.seed,
+        verbose=0 if args.quiet else "auto",
+        token=args.token,
+    )
+    names = ", ".join(result.labels.names)
+    print(f"Trained on {result.num_train} examples, {result.labels.num_labels} labels: {names}")
+    if result.evaluation is not None:
+        ev = result.evaluation
+        correct = int(ev.confusion.trace())
+        print(f"Held-out accuracy: {ev.accuracy:.2%} ({correct}/{ev.num_examples})")
+        print(ev.table())
+    result.model.save_pretrained(args.output_dir, tokenizer=result.tokenizer)
+    print(f"Saved to {args.output_dir}")
+    if args.push_to_hub:
+        info = sharing.push_folder_with_card(
+            args.output_dir, args.push_to_hub, token=args.token, private=args.private,
+            commit_message=f"Fine-tune {args.model} with tfformers",
+            **_card_details(args, result),
+        )
+        print(f"Pushed to {args.push_to_hub}: {info.commit_url}")
+    return 0
+
+
+def _card_details(args, result):
+    """Model card fields for a fine-tuned folder: base model and dataset (when they are Hub ids), training
+    history and settings, labels and held-out accuracy."""
+    details = dict(history=result.history, batch_size=args.batch_size, epochs=args.epochs,
+                   optimizer=result.model.optimizer, pipeline_tag="text-classification")
+    if not os.path.exists(args.model):
+        details["base_model"] = args.model
+    if not os.path.exists(args.dataset):
+        details["datasets"] = [args.dataset]
+    text = (f"`{type(result.model).__name__}` fine-tuned with `tfformers fine-tune` to classify text into "
+            f"{result.labels.num_labels} labels: {', '.join(result.labels.names)}.")
+    if result.evaluation is not None:
+        ev = result.evaluation
+        held_out = f"the {args.eval_split!r} split" if args.eval_split else "a held-out part of the training data"
+        text += f" Accuracy on {held_out} ({ev.num_examples} examples): {ev.accuracy:.2%}."
+    details["description"] = text
+    return details
+
+
+def _model_exists(name, token):
+    from tfformers import hub
+
+    hub.resolve_file(name, "config.json", token=token)
+
+
+def _predict(args):
+    from tfformers import finetune
+    from tfformers.modeling import load_config
+    from tfformers.models.auto import TFAutoModelForSequenceClassification
+
+    texts = list(args.texts)
+    if args.input:
+        texts += _read_lines(args.input)
+    if not texts:
+        raise UsageError("no text to classify: give texts as arguments or a file with --input.")
+    config = load_config(args.model, token=args.token)
+    if not finetune.has_classification_head(config):
+        raise UsageError(
+            f"{args.model!r} has no text-classification head (architectures: {config.architectures}); "
+            "fine-tune it first (tfformers fine-tune)."
+        )
+    model = TFAutoModelForSequenceClassification.from_pretrained(args.model, config=config, token=args.token)
+    tokenizer = _load_tokenizer(args.tokenizer or args.model, args.token)
+    predictions = finetune.classify(model, tokenizer, texts, max_length=args.max_length,
+                                    batch_size=args.batch_size)
+    for text, prediction in zip(texts, predictions):
+        if args.json:
+            print(json.dumps({"text": text, "label": prediction.label, "score": round(prediction.score, 6)},
+                             ensure_ascii=False))
+        else:
+            print(f"{prediction.label}\t{prediction.score:.3f}\t{text}")
+    return 0
+
+
+def _read_lines(path):
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            raise UsageError(f"no such file: {path!r} (--input).") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"cannot read {path!r} (--input): {_one_line(error)}") from None
+    return [line for line in lines if line.strip()]
+
+
+def _push(args):
+    from tfformers import sharing
+
+    if not os.path.isdir(args.folder):
+        raise UsageError(f"no such folder: {args.folder!r}.")
+    if not os.path.isfile(os.path.join(args.folder, "config.json")):
+        raise UsageError(
+            f"{args.folder!r} is not a saved model (no config.json); save one with save_pretrained or "
+            "tfformers fine-tune first."
+        )
+    info = sharing.push_folder_with_card(args.folder, args.repo_id, token=args.token, private=args.private,
+                                         commit_message=args.commit_message, revision=args.revision,
+                                         create_pr=args.create_pr)
+    print(f"Pushed {args.folder} to {args.repo_id}: {info.pr_url or info.commit_url}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def _one_line(error):
+    return " ".join(str(error).split())
+
+
+@contextlib.contextmanager
+def _output(quiet):
+    """tfformers' log messages (INFO, or WARNING with --quiet) as plain lines on stderr, for the duration
+    of one command; the logger's previous settings are restored after (main() may run in-process)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    logger = logging.getLogger("tfformers")
+    saved = logger.level, logger.propagate
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    bars = None
+    if quiet:
+        from datasets.utils import logging as datasets_logging
+
+        bars = datasets_logging.is_progress_bar_enabled()
+        datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        if bars:
+            from datasets.utils import logging as datasets_logging
+
+            datasets_logging.enable_progress_bar()
+
+
+def main(argv=None):
+    """Runs the `tfformers` command; returns the exit status (0 ok, 2 bad arguments or user error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if hasattr(args, "model_option"):
+            _resolve_model(args)
+    except SystemExit as exit_:  # --help, --version, or an argparse error (already printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        with _output(args.quiet):
+            return args.run(args)
+    except TFFormersError as error:
+        print(f"tfformers {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"tfformers {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""The `tfformers` command: fine-tune / predict / push, run in-process through `cli.main`, on a tiny random
+BERT that uses the real MiniLM tokenizer, with BBC News titles as data and the local Hub server."""
+
+import contextlib
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from architectures import _bert_config
+from assets import BBC_CLASSES, bbc_articles, minilm_dir
+
+from tfformers import AutoTokenizer, TFAutoModel, TFAutoModelForSequenceClassification, cli
+
+# 12 titles per class; the tiny model's position table (64) is smaller than the default --max-length (128),
+# so fine-tune must cap the length or the position lookup fails.
+ROWS = [(text.strip().splitlines()[0].strip(), label) for text, label in bbc_articles(12)]
+LABELS = sorted(BBC_CLASSES)
+
+
+def tiny_config(**overrides):
+    # one layer: building and tracing the train step is most of a fine-tune's time here
+    return _bert_config(vocab_size=30522, max_position_embeddings=64, num_hidden_layers=1, **overrides)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(minilm_dir())
+
+
+@pytest.fixture(scope="module")
+def base_model_dir(tmp_path_factory, tokenizer):
+    """A headless tiny BERT saved with the MiniLM tokenizer (like a Hub base checkpoint)."""
+    folder = tmp_path_factory.mktemp("tiny-base")
+    TFAutoModel.from_config(tiny_config()).save_pretrained(folder, tokenizer=tokenizer)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def three_label_model_dir(tmp_path_factory, tokenizer):
+    """A tiny BERT that already has a 3-label classification head."""
+    folder = tmp_path_factory.mktemp("tiny-3-labels")
+    model = TFAutoModelForSequenceClassification.from_config(tiny_config(num_labels=3))
+    model.save_pretrained(folder, tokenizer=tokenizer)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory):
+    return write_rows(tmp_path_factory.mktemp("data") / "titles.csv")
+
+
+def run(capsys, *argv):
+    """(exit status, stdout, stderr) of `tfformers argv...` run in this process."""
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fine_tune(capsys, model_dir, data, out_dir, *extra):
+    return run(capsys, "fine-tune", model_dir, "--dataset", data, "--text-column", "title",
+               "--label-column", "topic", "--epochs", 1, "--batch-size", 8, "-o", out_dir, *extra)
+
+
+def assert_user_error(code, err, *fragments):
+    """Exit status 2 and one line on stderr naming the problem, no traceback."""
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("tfformers ")]
+    assert len(lines) == 1, err
+    assert "error:" in lines[0] and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, base_model_dir, csv_file):
+    """fine-tune on the CSV: (output folder, stdout)."""
+    out, err = io.StringIO(), io.StringIO()
+    folder = tmp_path_factory.mktemp("out") / "classifier"
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["fine-tune", str(base_model_dir), "--dataset", str(csv_file), "--text-column", "title",
+                         "--label-column", "topic", "--epochs", "1", "--batch-size", "8", "--test-size", "10",
+                         "-o", str(folder)])
+    assert code == 0, err.getvalue()
+    return folder, out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- help
+
+
+def test_console_script_runs_help():
+    script = Path(sys.executable).parent / "tfformers"
+    assert script.exists(), "the tfformers console script is not installed (pip install -e . --no-deps)"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    for command in ("fine-tune", "predict", "push"):
+        assert command in result.stdout
+
+
+def test_fine_tune_help_lists_options(capsys):
+    code, out, _ = run(capsys, "fine-tune", "--help")
+    assert code == 0
+    for option in ("--dataset", "--text-column", "--label-column", "--epochs", "--batch-size",
+                   "--learning-rate", "--output-dir", "--push-to-hub"):
+        assert option in out
+
+
+# ------------------------------------------------------------------------------------- fine-tune, predict
+
+
+def test_fine_tune_csv_reports_accuracy_and_saves(trained, tokenizer):
+    folder, out = trained
+    assert "Held-out accuracy:" in out
+    accuracy = out.split("Held-out accuracy:")[1].split("%")[0]
+    assert 0 <= float(accuracy) <= 100
+    assert "/10)" in out  # --test-size 10 rows held out
+    for label in LABELS:  # the confusion table has a row per class
+        assert any(line.startswith(label) for line in out.splitlines())
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
+    assert (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()
+    # the length used in training (capped at the model's 64 positions) is the saved tokenizer's limit
+    assert json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"] == 64
+
+
+def test_fine_tune_trains_the_weights(trained, base_model_dir):
+    folder, _ = trained
+    before = TFAutoModel.from_pretrained(base_model_dir)
+    after = TFAutoModelForSequenceClassification.from_pretrained(folder)
+    kernel = "encoder.layer.0.attention.self.query.weight"
+    b = before.checkpoint_parameters()[kernel].to_numpy()
+    a = after.checkpoint_parameters()["bert." + kernel].to_numpy()
+    assert not np.allclose(a, b)
+
+
+def test_predict_gives_labels_from_the_label_set(trained, capsys):
+    folder, _ = trained
+    texts = ["Shares in the bank fell sharply after profits dropped", "Striker scores twice in cup win"]
+    code, out, err = run(capsys, "predict", "--model", folder, *texts, "--json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["text"] for r in rows] == texts
+    for row in rows:
+        assert row["label"] in LABELS
+        assert 1 / len(LABELS) <= row["score"] <= 1
+
+
+def test_predict_matches_the_model_and_reads_a_file(trained, capsys, tmp_path, tokenizer):
+    folder, _ = trained
+    texts = [title for title, _ in ROWS[:3]]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n\n", encoding="utf-8")
+    code, out, err = run(capsys, "predict", folder, "--input", tmp_path / "in.txt")
+    assert code == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [line[2] for line in lines] == texts
+    model = TFAutoModelForSequenceClassification.from_pretrained(folder)
+    logits = model(tokenizer(texts, padding=True, return_tensors="np")).logits
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    assert [line[0] for line in lines] == [LABELS[i] for i in probs.argmax(-1)]
+    np.testing.assert_allclose([float(line[1]) for line in lines], probs.max(-1), atol=2e-3)
+
+
+def write_rows(path, rows=ROWS):
+    """`rows` as a CSV, TSV, JSON (array or lines) or Parquet file with columns title and topic."""
+    import datasets
+
+    records = [{"title": title, "topic": label} for title, label in rows]
+    kind = path.suffix
+    if kind in (".csv", ".tsv"):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter="," if kind == ".csv" else "\t")
+            writer.writerows([("title", "topic"), *rows])
+    elif kind == ".json":
+        path.write_text(json.dumps(records), encoding="utf-8")
+    elif kind == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    else:
+        datasets.Dataset.from_list(records).to_parquet(str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".jsonl", ".parquet"])
+def test_local_file_formats(suffix, tmp_path):
+    data = cli.load_data(str(write_rows(tmp_path / f"data{suffix}")))
+    assert list(data) == ["train"]
+    assert list(data["train"]["title"]) == [t for t, _ in ROWS]
+    assert list(data["train"]["topic"]) == [label for _, label in ROWS]
+
+
+def test_fine_tune_json_lines_replacing_a_head(capsys, tmp_path, three_label_model_dir):
+    """JSON Lines data with 5 string labels on a checkpoint with a 3-label head: --ignore-mismatched-sizes
+    replaces the head."""
+    path = write_rows(tmp_path / "data.jsonl")
+    code, out, err = fine_tune(capsys, three_label_model_dir, path, tmp_path / "out", "--test-size", 0,
+                               "--ignore-mismatched-sizes")
+    assert code == 0, err
+    assert "Held-out accuracy" not in out  # --test-size 0: no evaluation
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert list(config["id2label"].values()) == LABELS
+    code, out, err = run(capsys, "predict", tmp_path / "out", "Parliament votes on the new bill", "--json")
+    assert code == 0, err
+    assert json.loads(out)["label"] in LABELS
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def test_missing_text_column(capsys, base_model_dir, csv_file, tmp_path):
+    code, _, err = run(capsys, "fine-tune", base_model_dir, "--dataset", csv_file, "--label-column", "topic",
+                       "-o", tmp_path / "out")
+    assert_user_error(code, err, "no column 'text'", "--text-column", "['title', 'topic']")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_label_column(capsys, base_model_dir, csv_file, tmp_path):
+    code, _, err = run(capsys, "fine-tune", base_model_dir, "--dataset", csv_file, "--text-column", "title",
+                       "--label-column", "category", "-o", tmp_path / "out")
+    assert_user_error(code, err, "no column 'category'", "--label-column")
+
+
+def test_missing_data_file(capsys, base_model_dir, tmp_path):
+    # also the spelling with options only: --model and --train-file (= MODEL and --dataset)
+    code, _, err = run(capsys, "fine-tune", "--model", base_model_dir, "--train-file", tmp_path / "nope.csv",
+                       "--output-dir", tmp_path / "out")
+    assert_user_error(code, err, "no such file", "nope.csv")
+
+
+def test_unknown_model_path(capsys, csv_file, tmp_path):
+    code, _, err = fine_tune(capsys, tmp_path / "no-such-model", csv_file, tmp_path / "out")
+    assert_user_error(code, err, "no-such-model", "not a local folder")
+
+
+def test_unknown_hub_model(capsys, csv_file, tmp_path, hub_repo_id):
+    code, _, err = fine_tune(capsys, hub_repo_id, csv_file, tmp_path / "out")
+    assert_user_error(code, err, hub_repo_id, "no repository")
+
+
+def test_labels_not_matching_the_models_head(capsys, three_label_model_dir, csv_file, tmp_path):
+    code, _, err = fine_tune(capsys, three_label_model_dir, csv_file, tmp_path / "out")
+    assert_user_error(code, err, "3 labels", "5 classes", "--ignore-mismatched-sizes")
+
+
+def test_num_labels_option_must_match(capsys, base_model_dir, csv_file, tmp_path):
+    code, _, err = fine_tune(capsys, base_model_dir, csv_file, tmp_path / "out", "--num-labels", 4)
+    assert_user_error(code, err, "num_labels is 4", "5 classes")
+
+
+def test_predict_needs_a_classification_head(capsys, base_model_dir):
+    code, _, err = run(capsys, "predict", base_model_dir, "some text")
+    assert_user_error(code, err, "no text-classification head", "fine-tune it first")
+
+
+def test_bad_number_is_an_argparse_error(capsys, base_model_dir, csv_file, tmp_path):
+    code, _, err = fine_tune(capsys, base_model_dir, csv_file, tmp_path / "out", "--learning-rate", "-1")
+    assert code == 2 and "--learning-rate" in err and "Traceback" not in err
+
+
+def test_push_needs_a_saved_model(capsys, tmp_path, hub_repo_id):
+    code, _, err = run(capsys, "push", tmp_path / "missing", hub_repo_id)
+    assert_user_error(code, err, "no such folder")
+    code, _, err = run(capsys, "push", tmp_path, hub_repo_id)
+    assert_user_error(code, err, "no config.json")
+
+
+# ------------------------------------------------------------------------------------------------- Hub
+
+
+def _same_weights(a, b):
+    pa, pb = a.checkpoint_parameters(), b.checkpoint_parameters()
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        np.testing.assert_array_equal(pa[key].to_numpy(), pb[key].to_numpy(), err_msg=key)
+
+
+def test_push_uploads_a_loadable_model(trained, capsys, hub, hub_repo_id):
+    folder, _ = trained
+    code, out, err = run(capsys, "push", folder, hub_repo_id, "--commit-message", "my classifier")
+    assert code == 0, err
+    assert hub_repo_id in out
+    assert hub.commits(hub_repo_id)[0].title == "my classifier"
+    assert "README.md" in hub.files(hub_repo_id)  # a model card is added (the folder has none)
+    assert not (folder / "README.md").exists()
+    pulled = TFAutoModelForSequenceClassification.from_pretrained(hub_repo_id)
+    assert pulled.config.id2label == dict(enumerate(LABELS))
+    _same_weights(pulled, TFAutoModelForSequenceClassification.from_pretrained(folder))
+
+
+def test_fine_tune_from_a_hub_dataset_and_push_to_hub(capsys, hub, tmp_path, base_model_dir, hub_repo_id):
+    """--dataset as a Hub dataset id (Parquet train/test splits, 1-based integer labels; --eval-split test),
+    then --push-to-hub: the pushed repo loads, and its labels are the integer values."""
+    numbered = [(title, LABELS.index(label) + 1) for title, label in ROWS]
+    files = {}
+    for split, rows in (("train", numbered[10:]), ("test", numbered[:10])):
+        files[f"{split}.parquet"] = write_rows(tmp_path / f"{split}.parquet", rows).read_bytes()
+    dataset_id = hub_repo_id + "-data"
+    hub.create_repo_with_files(dataset_id, files, repo_type="dataset")
+    code, out, err = fine_tune(capsys, base_model_dir, dataset_id, tmp_path / "out", "--eval-split", "test",
+                               "--push-to-hub", hub_repo_id)
+    assert code == 0, err
+    assert f"Trained on {len(ROWS) - 10} examples" in out and "/10)" in out
+    assert f"Pushed to {hub_repo_id}" in out
+    card = hub.files(hub_repo_id)["README.md"].decode()
+    assert "Accuracy on the 'test' split (10 examples)" in card and dataset_id in card
+    pulled = TFAutoModelForSequenceClassification.from_pretrained(hub_repo_id)
+    assert pulled.config.id2label == {i: str(i + 1) for i in range(5)}
+    _same_weights(pulled, TFAutoModelForSequenceClassification.from_pretrained(tmp_path / "out"))
+    assert AutoTokenizer.from_pretrained(hub_repo_id)("A title")["input_ids"][0] == 101
+    code, out, err = run(capsys, "predict", hub_repo_id, "Oil prices climb", "--json")
+    assert code == 0, err
+    assert json.loads(out)["label"] in {"1", "2", "3", "4", "5"}
+
+
+def test_unknown_hub_dataset_and_split(capsys, hub, base_model_dir, tmp_path, hub_repo_id):
+    code, _, err = fine_tune(capsys, base_model_dir, hub_repo_id, tmp_path / "out")
+    assert_user_error(code, err, hub_repo_id, "no dataset")
+    hub.create_repo_with_files(hub_repo_id, {"train.csv": b"title,topic\na,b\n"}, repo_type="dataset")
+    code, _, err = fine_tune(capsys, base_model_dir, hub_repo_id, tmp_path / "out", "--eval-split", "validation")
+    assert_user_error(code, err, "no split 'validation'", "['train']")
+
+
+# ------------------------------------------------------------------------------- the recipe's label rules
+
+
+def test_label_mapping_rules():
+    from tfformers.errors import InputError
+    from tfformers.finetune import resolve_labels
+
+    strings = resolve_labels(["tech", "sports", "tech", "business"])
+    assert strings.names == ("business", "sports", "tech") and strings.encode("tech") == 2
+    ints = resolve_labels([3, 1, 2.0, 3])  # values kept, sorted: 1-based or sparse ids work
+    assert ints.names == ("1", "2", "3") and ints.encode(1) == 0 and ints.encode(3.0) == 2
+    named = resolve_labels([0, 2], class_names=["neg", "neutral", "pos"])  # a ClassLabel column
+    assert named.names == ("neg", "neutral", "pos") and named.encode(2) == 2
+    head = {0: "neg", 1: "pos"}
+    assert resolve_labels(["pos"], head=head).encode("pos") == 1  # a subset of a named head's labels
+    assert resolve_labels([1, 0], head={0: "LABEL_0", 1: "LABEL_1"}).encode(1) == 1
+    assert resolve_labels(["b", "a"], head={0: "LABEL_0", 1: "LABEL_1"}).names == ("a", "b")
+    assert resolve_labels([7, 3], head={0: "3", 1: "7"}).encode(7) == 1  # a head trained on integer values
+    errors = [
+        (dict(values=["a", "b", "c"], head={0: "LABEL_0", 1: "LABEL_1"}), "2 labels"),
+        (dict(values=["neg", "meh"], head=head), "'meh'"),
+        (dict(values=[0, 5], head={0: "LABEL_0", 1: "LABEL_1"}), "outside that range"),
+        (dict(values=[1, "a"]), "mixes"),
+        (dict(values=["a", "a"]), "only one class"),
+        (dict(values=["a", None]), "null"),
+        (dict(values=[0.5, 1]), "not a class"),
+        (dict(values=["a", "b"], num_labels=3), "num_labels is 3"),
+        (dict(values=[0, 4], class_names=["x", "y"]), "not ids"),
+    ]
+    for kwargs, fragment in errors:
+        with pytest.raises(InputError, match=fragment):
+            resolve_labels(**kwargs)
+
+
+def test_confusion_table():
+    from tfformers.finetune import format_confusion
+
+    table = format_confusion(np.array([[3, 1], [0, 2]]), ("business", "tech"))
+    lines = table.splitlines()
+    assert lines[0].split()[-3:] == ["business", "tech", "recall"]
+    assert lines[1].split() == ["business", "3", "1", "75.0%"]
+    assert lines[2].split() == ["tech", "0", "2", "100.0%"]
