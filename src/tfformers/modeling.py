@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfformers import checkpoint, hub
 from tfformers.errors import ConfigError, InputError
 from tfformers.fileio import atomic_directory
+from tfformers.layers.core import deferred_initialization
 from tfformers.tasks import TASKS
 
 logger = logging.getLogger("tfformers")
@@ -166,7 +167,7 @@ class TFPreTrainedModel(keras.Model):
         config = load_config(source, config, config_overrides, **hub_kwargs)
         config.name_or_path = os.fspath(source)  # where it came from (a model card's base_model)
         cls._check_config(config, source)
-        with _dtype_policy(dtype):
+        with _dtype_policy(dtype), deferred_initialization():
             model = cls(config)
             model.build_with_dummy_inputs()
 
@@ -174,14 +175,17 @@ class TFPreTrainedModel(keras.Model):
             return hub.resolve_file(source, filename, required=required, **hub_kwargs)
 
         reader = checkpoint.CheckpointReader(checkpoint.checkpoint_files(resolve, source))
+        params = model.checkpoint_parameters()
         report = checkpoint.load_parameters(
-            model.checkpoint_parameters(),
+            params,
             reader,
             base_model_prefix=cls.base_model_prefix,
             tied_keys=cls.tied_weights_keys,
             ignored_unexpected=cls.ignored_unexpected_keys,
             ignore_mismatched_sizes=ignore_mismatched_sizes,
         )
+        for key in report.missing_keys:  # built deferred (zeros): draw their initial values now
+            params[key].initialize()
         _log_report(report, cls.__name__, source)
         if output_loading_info:
             return model, report.as_dict()

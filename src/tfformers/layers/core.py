@@ -4,15 +4,45 @@ Models use Keras' own Dense, Embedding and LayerNormalization as leaves so that 
 dtype policies apply unchanged; the checkpoint mapping knows their variable layouts.
 """
 
+import contextlib
+import contextvars
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfformers.errors import InputError
 
+_deferred = contextvars.ContextVar("tfformers_deferred_initialization", default=False)
+
+
+@contextlib.contextmanager
+def deferred_initialization():
+    """Inside, `TruncatedNormal` gives zeros instead of drawing random numbers.
+
+    `from_pretrained` builds its model inside: the checkpoint overwrites almost every weight, and drawing
+    110M truncated-normal values that are thrown away costs more than the rest of loading a BERT-base.
+    The weights the checkpoint lacks are initialized for real afterwards (`Parameter.initialize`).
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+@keras.saving.register_keras_serializable(package="tfformers")
+class TruncatedNormal(keras.initializers.TruncatedNormal):
+    """transformers' weight initialization, deferrable (see `deferred_initialization`)."""
+
+    def __call__(self, shape, dtype=None):
+        if _deferred.get():
+            return keras.ops.zeros(shape, dtype=dtype)
+        return super().__call__(shape, dtype=dtype)
+
 
 def _initializer(config):
-    return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+    return TruncatedNormal(stddev=config.initializer_range)
 
 
 def dense(units, config, activation=None, use_bias=True):

@@ -1,0 +1,91 @@
+"""XLA compiles one training program per batch shape: length buckets bound the compilations per epoch.
+
+XLA dumps every program it compiles when `XLA_FLAGS=--xla_dump_to=DIR` is set before TensorFlow starts,
+so the count runs in a fresh Python process (this file is also the script it runs) and counts the dumped
+programs after each epoch of `fit(jit_compile=True)`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+BUCKETS = (8, 16, 32)
+
+
+def run_counted(tmp_path, mode):
+    dump = tmp_path / f"xla-dump-{mode}"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "XLA_FLAGS": f"--xla_dump_to={dump} --xla_dump_hlo_as_text"}
+    completed = subprocess.run(
+        [sys.executable, __file__, mode, str(dump)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_buckets_compile_one_program_per_bucket_and_none_in_later_epochs(tmp_path):
+    result = run_counted(tmp_path, "buckets")
+    shapes = [tuple(s) for s in result["shapes"]]
+    assert len(shapes) == len(BUCKETS)  # every bucket holds full batches in this data
+    assert {length for _, length in shapes} == set(BUCKETS)
+    assert result["per_epoch"] == [len(BUCKETS), 0, 0]
+    assert result["loss"][-1] < result["loss"][0]
+
+
+def test_per_batch_padding_compiles_once_per_distinct_length(tmp_path):
+    """The counter counts: without buckets every new batch length is a new program."""
+    result = run_counted(tmp_path, "per-batch")
+    assert len(result["shapes"]) > len(BUCKETS)
+    assert result["per_epoch"][0] == len(result["shapes"])
+    assert sum(result["per_epoch"]) == len(result["shapes"])  # a shape seen before is never recompiled
+
+
+# ---------------------------------------------------------------------------- the script run in a subprocess
+
+
+def _run(mode, dump):
+    from pathlib import Path
+
+    import datasets
+    import keras
+    import numpy as np
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from architectures import ARCHITECTURES, config_for
+
+    import tfformers
+
+    def programs():
+        return len(list(Path(dump).glob("*.before_optimizations.txt")))
+
+    class CountPerEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.counts = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.counts.append(programs() - sum(self.counts))
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(3, 9, 32), rng.integers(9, 17, 32), rng.integers(17, 33, 32)])
+    ids = [list(rng.integers(5, 99, n)) for n in lengths]
+    data = datasets.Dataset.from_dict({"input_ids": ids, "label": [int(n > 16) for n in lengths]})
+
+    keras.utils.set_random_seed(0)
+    model = tfformers.TFAutoModelForSequenceClassification.from_config(
+        config_for(ARCHITECTURES[0], "BertForSequenceClassification")
+    )
+    model.build_with_dummy_inputs()
+    # Per-batch padding in a fixed order repeats the same batch lengths every epoch; buckets are shuffled.
+    options = {"bucket_boundaries": BUCKETS, "shuffle": True} if mode == "buckets" else {"shuffle": False}
+    train = model.prepare_tf_dataset(data, batch_size=8, seed=0, pad_token_id=0, **options)
+    shapes = sorted({tuple(x["input_ids"].shape) for x, _ in train.as_numpy_iterator()})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    counter = CountPerEpoch()
+    history = model.fit(train, epochs=3, verbose=0, callbacks=[counter])
+    print(json.dumps({"per_epoch": counter.counts, "shapes": shapes, "loss": history.history["loss"]}))
+
+
+if __name__ == "__main__":
+    _run(sys.argv[1], sys.argv[2])
