@@ -12,19 +12,15 @@ tf.function trace time and the XLA trace + compile time are reported on their ow
 Models (see common.py): `minilm` is the real all-MiniLM-L6-v2; `bert-base` a random BERT-base checkpoint.
 """
 
-import argparse
 
 from common import (
-    CHECKPOINTS,
-    command_line,
-    environment,
+    argument_parser,
     forward_flops,
     interleaved,
     make_inputs,
     median,
-    model_names,
     paired_speedup,
-    quiet_libraries,
+    start,
     timed_first_call,
 )
 
@@ -180,28 +176,17 @@ def print_inference(results, batch, seq):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
-    parser.add_argument("--models", default="minilm,bert-base", help="comma-separated: minilm,bert-base")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=128)
+    parser = argument_parser(__doc__.split("\n\n")[0], batch=32)
     parser.add_argument("--load-rounds", type=int, help="load repetitions per library (default 7, quick 2)")
     parser.add_argument("--rounds", type=int, help="timed batches per contender (default 15, quick 2)")
     parser.add_argument("--skip-loading", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
     args = parser.parse_args(argv)
 
-    names = model_names(args.models, parser)
     load_rounds = args.load_rounds or (2 if args.quick else 7)
     rounds = args.rounds or (2 if args.quick else 15)
-
-    import tfformers  # noqa: F401  (imports counted here, not in the first load)
-    import torch  # noqa: F401
-
-    quiet_libraries()
-    folders = {name: CHECKPOINTS[name]() for name in names}
-    print(environment())
-    print(command_line(), flush=True)
+    folders = start(args.models, parser)
+    names = list(folders)
 
     if not args.skip_loading:
         loading = {}

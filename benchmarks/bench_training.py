@@ -25,17 +25,14 @@ import tempfile
 from pathlib import Path
 
 from common import (
-    CHECKPOINTS,
-    command_line,
-    environment,
+    argument_parser,
     forward_flops,
     interleaved,
     make_inputs,
     median,
     minilm_dir,
-    model_names,
     paired_speedup,
-    quiet_libraries,
+    start,
     timed_first_call,
 )
 
@@ -266,11 +263,7 @@ def print_compilations(result, examples, batch):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
-    parser.add_argument("--models", default="minilm,bert-base", help="comma-separated: minilm,bert-base")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq", type=int, default=128)
+    parser = argument_parser(__doc__.split("\n\n")[0], batch=16)
     parser.add_argument("--rounds", type=int, help="timed steps per contender (default 8, quick 2)")
     parser.add_argument("--examples", type=int, default=1024, help="paragraphs trained on to count compilations")
     parser.add_argument("--epochs", type=int, default=2, help="epochs trained to count compilations")
@@ -280,20 +273,13 @@ def main(argv=None):
     if args.count_compilations:
         return count_compilations(args.batch, args.seq, args.examples, args.epochs)
 
-    names = model_names(args.models, parser)
     rounds = args.rounds or (2 if args.quick else 8)
-    import tfformers  # noqa: F401
-    import torch  # noqa: F401
-
-    quiet_libraries()
-    folders = {name: CHECKPOINTS[name]() for name in names}
-    print(environment())
-    print(command_line(), flush=True)
+    folders = start(args.models, parser)
 
     if not args.skip_throughput:
         training = {}
         with tempfile.TemporaryDirectory() as workdir:
-            for name in names:
+            for name in folders:
                 print(f"\ntraining {name} x {rounds} steps per contender ...", flush=True)
                 training[name] = bench_training(name, folders[name], args.batch, args.seq, rounds, workdir)
         print_training(training, args.batch, args.seq)

@@ -54,13 +54,33 @@ def bert_base_dir():
 CHECKPOINTS = {"minilm": minilm_dir, "bert-base": bert_base_dir}
 
 
-def model_names(text, parser):
-    """The comma-separated `--models` value as a list, checked against CHECKPOINTS."""
-    names = [n.strip() for n in text.split(",") if n.strip()]
+def argument_parser(description, batch):
+    """The options every benchmark takes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
+    parser.add_argument("--models", default="minilm,bert-base", help="comma-separated: minilm,bert-base")
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--seq", type=int, default=128)
+    return parser
+
+
+def start(models, parser):
+    """Checks `--models`, imports both libraries (so no timing counts the imports), quiets their logs,
+    prints the environment; returns {model name: checkpoint folder}."""
+    names = [n.strip() for n in models.split(",") if n.strip()]
     unknown = sorted(set(names) - set(CHECKPOINTS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {sorted(CHECKPOINTS)}")
-    return names
+    import tfformers  # noqa: F401
+    import torch  # noqa: F401
+
+    quiet_libraries()
+    folders = {name: CHECKPOINTS[name]() for name in names}
+    print(environment())
+    print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}", flush=True)
+    return folders
 
 
 # ---------------------------------------------------------------------------------------------- timing
@@ -153,7 +173,3 @@ def environment():
         f"| TensorFlow {tf.__version__}, Keras {keras.__version__}, torch {torch.__version__} "
         f"(threads {torch.get_num_threads()}), transformers {transformers.__version__}"
     )
-
-
-def command_line():
-    return f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}"

@@ -40,6 +40,8 @@ def test_published_sentence_embedding(model, tokenizer):
     encoded = tokenizer(["This is an example sentence"], return_tensors="np")
     embedding = sentence_embeddings(model, encoded)[0]
     assert embedding.shape == (384,)
+    print(f"\nMiniLM embedding of 'This is an example sentence': {np.round(embedding[:8], 6)} "
+          f"(max |Δ| vs published {np.abs(embedding[:8] - PUBLISHED).max():.1e})")
     np.testing.assert_allclose(embedding[:8], PUBLISHED, atol=1e-5)
 
 
@@ -65,6 +67,10 @@ def test_padded_bbc_batch_matches_torch(model, tokenizer):
     with torch.no_grad():
         expected = reference(**{k: torch.as_tensor(v) for k, v in encoded.items()}, output_hidden_states=True)
     ours = model(encoded, output_hidden_states=True)
+    print(f"\nMiniLM, 32 padded BBC titles vs PyTorch: max |Δ| last_hidden_state "
+          f"{max_abs_diff(ours.last_hidden_state, expected.last_hidden_state):.1e}, pooler "
+          f"{max_abs_diff(ours.pooler_output, expected.pooler_output):.1e}, hidden states "
+          f"{max_abs_diff(ours.hidden_states, expected.hidden_states):.1e}")
     assert max_abs_diff(ours.last_hidden_state, expected.last_hidden_state) <= 1e-4
     assert max_abs_diff(ours.pooler_output, expected.pooler_output) <= 1e-4
     assert max_abs_diff(ours.hidden_states, expected.hidden_states) <= 1e-4
