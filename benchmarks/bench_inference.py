@@ -20,6 +20,7 @@ from common import (
     make_inputs,
     median,
     paired_speedup,
+    summarize,
     start,
     timed_first_call,
 )
@@ -111,17 +112,10 @@ def bench_inference(name, folder, batch, seq, rounds):
 
     interleaved(contenders, 1)  # warm-up: steady state of every contender
     times = interleaved(contenders, rounds)
-    seconds = {key: median(value) for key, value in times.items()}
-    flops = forward_flops(config, batch, seq)
     return {
-        "seconds": seconds,
-        "throughput": {key: batch / value for key, value in seconds.items()},
-        "speedup": {key: paired_speedup(times, key, "PyTorch") for key in times},
-        "gflops": {key: flops / value / 1e9 for key, value in seconds.items()},
+        **summarize(times, batch, forward_flops(config, batch, seq)),
         "first_call": first_call,
         "max_diff": max_diff,
-        "flops": flops,
-        "times": times,
     }
 
 

@@ -29,9 +29,8 @@ from common import (
     forward_flops,
     interleaved,
     make_inputs,
-    median,
     minilm_dir,
-    paired_speedup,
+    summarize,
     start,
     timed_first_call,
 )
@@ -98,16 +97,8 @@ def bench_training(name, folder, batch, seq, rounds, workdir):
 
     interleaved(contenders, 1)  # warm-up
     times = interleaved(contenders, rounds)
-    seconds = {key: median(value) for key, value in times.items()}
     flops = 3 * forward_flops(xla_model.config, batch, seq)  # backward ~ twice the forward
-    return {
-        "seconds": seconds,
-        "throughput": {key: batch / value for key, value in seconds.items()},
-        "speedup": {key: paired_speedup(times, key, "PyTorch") for key in times},
-        "gflops": {key: flops / value / 1e9 for key, value in seconds.items()},
-        "first_call": first_call,
-        "first_loss": first_loss,
-    }
+    return {**summarize(times, batch, flops), "first_call": first_call, "first_loss": first_loss}
 
 
 def print_training(results, batch, seq):

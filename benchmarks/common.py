@@ -116,6 +116,19 @@ def paired_speedup(times, name, baseline):
     return median([b / a for a, b in zip(times[name], times[baseline])])
 
 
+def summarize(times, batch, flops, baseline="PyTorch"):
+    """Per contender, from {name: [seconds per round]}: median seconds, examples/s, GFLOP/s and the
+    paired speed-up against `baseline`."""
+    seconds = {key: median(value) for key, value in times.items()}
+    return {
+        "seconds": seconds,
+        "throughput": {key: batch / value for key, value in seconds.items()},
+        "speedup": {key: paired_speedup(times, key, baseline) for key in times},
+        "gflops": {key: flops / value / 1e9 for key, value in seconds.items()},
+        "times": times,
+    }
+
+
 def forward_flops(config, batch, seq):
     """Multiply-adds x 2 of one encoder forward: the projections and MLP per token, plus q k^T and p v."""
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
