@@ -1,6 +1,6 @@
 """tfformers.data: prepare_tf_dataset (column filtering, per-batch padding, buckets, shuffling, label
-structures, streaming, errors, model.fit) and the numpy collators, on real BBC News text tokenized by the
-real MiniLM (BERT WordPiece) tokenizer."""
+structures, streaming, errors, the signature declared from column roles, model.fit) and the numpy collators,
+on real BBC News text tokenized by the real MiniLM (BERT WordPiece) tokenizer."""
 
 import importlib.resources
 import importlib.util
@@ -464,6 +464,141 @@ def test_transformers_collator_as_collate_fn(tokenizer, tokenized):
                                collate_fn=HFCollator(tokenizer), pad_to_multiple_of=16)
     inputs, labels = next(tf_ds.as_numpy_iterator())
     assert inputs["input_ids"].shape[1] % 16 == 0 and labels.tolist() == tokenized[:8]["label"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Declared column roles: the signature from the schema and the collators, checked on every batch
+# --------------------------------------------------------------------------------------------------
+
+MIXED_INPUTS = ("input_ids", "attention_mask", "pixel_values", "vectors")
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """12 examples with every role: token ids of 2..6 tokens and their mask, a fixed-shape image
+    (Array3D), one 2-vector per token (a nested list), and a 4-way multi-label target (a list of floats)."""
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(5, 99, int(n)).tolist() for n in rng.integers(2, 7, 12)]
+    features = datasets.Features({
+        "input_ids": datasets.Sequence(datasets.Value("int64")),
+        "attention_mask": datasets.Sequence(datasets.Value("int8")),
+        "pixel_values": datasets.Array3D((2, 3, 3), "float32"),
+        "vectors": datasets.Sequence(datasets.Sequence(datasets.Value("float64"))),
+        "labels": datasets.Sequence(datasets.Value("float64")),
+    })
+    return datasets.Dataset.from_dict({
+        "input_ids": ids,
+        "attention_mask": [[1] * len(row) for row in ids],
+        "pixel_values": rng.random((12, 2, 3, 3), dtype=np.float32),
+        "vectors": [rng.random((len(row), 2)).tolist() for row in ids],
+        "labels": rng.integers(0, 2, (12, 4)).astype(float).tolist(),
+    }, features=features)
+
+
+def _shapes(spec):
+    return {name: s.shape.as_list() for name, s in spec.items()} if isinstance(spec, dict) else spec.shape.as_list()
+
+
+def test_signature_follows_the_declared_schema(mixed):
+    tf_ds = prepare_tf_dataset(mixed, input_names=MIXED_INPUTS, batch_size=4, shuffle=False)
+    inputs_spec, labels_spec = tf_ds.element_spec
+    # Array3D fixes the image; every example's vectors have 2 values and every target 4: measured over all rows.
+    assert _shapes(inputs_spec) == {"input_ids": [None, None], "attention_mask": [None, None],
+                                    "pixel_values": [None, 2, 3, 3], "vectors": [None, None, 2]}
+    assert _shapes(labels_spec) == [None, 4] and labels_spec.dtype == tf.float32
+    assert [inputs_spec[k].dtype for k in MIXED_INPUTS] == [tf.int32, tf.int32, tf.float32, tf.float32]
+    start = 0
+    for inputs, labels in _batches(tf_ds):
+        rows = mixed[start : start + 4]
+        start += 4
+        length = inputs["input_ids"].shape[1]
+        assert length == max(map(len, rows["input_ids"]))
+        np.testing.assert_array_equal(inputs["pixel_values"], np.asarray(rows["pixel_values"], np.float32))
+        np.testing.assert_array_equal(labels, np.asarray(rows["labels"], np.float32))
+        for i, row in enumerate(rows["vectors"]):  # per token, so padded with zeros to the tokens' length
+            assert inputs["vectors"].shape == (4, length, 2) and not inputs["vectors"][i, len(row):].any()
+            np.testing.assert_array_equal(inputs["vectors"][i, : len(row)], np.asarray(row, np.float32))
+    assert start == len(mixed)
+
+    # A stream is not measured: what its schema fixes stays static, the rest is None.
+    stream = prepare_tf_dataset(mixed.to_iterable_dataset(), input_names=MIXED_INPUTS, batch_size=4, shuffle=False)
+    assert _shapes(stream.element_spec[0])["pixel_values"] == [None, 2, 3, 3]
+    assert _shapes(stream.element_spec[0])["vectors"] == [None, None, None]
+    assert _shapes(stream.element_spec[1]) == [None, None]
+    assert sum(len(labels) for _, labels in _batches(stream)) == len(mixed)
+
+    # A stream that lost its schema to .map() gets one inferred from its first example.
+    mapped = mixed.to_iterable_dataset().map(lambda e: {"labels": [int(x) for x in e["labels"]]})
+    assert mapped.features is None
+    spec = prepare_tf_dataset(mapped, input_names=MIXED_INPUTS, batch_size=4).element_spec
+    assert spec[0]["pixel_values"].dtype == tf.float32 and spec[1].dtype == tf.int32
+
+
+def test_a_fixed_length_feature_gives_a_static_sequence_dimension_when_streaming(tokenized):
+    first_five = tokenized.select_columns(["input_ids", "label"]).map(lambda e: {"input_ids": e["input_ids"][:5]})
+    short = first_five.filter(lambda e: len(e["input_ids"]) == 5)
+    fixed = short.cast_column("input_ids", datasets.Sequence(datasets.Value("int32"), length=5))
+    stream = fixed.to_iterable_dataset()
+    spec = prepare_tf_dataset(stream, input_names=BERT_INPUTS, batch_size=8).element_spec[0]
+    assert _shapes(spec) == {"input_ids": [None, 5], "attention_mask": [None, 5]}
+    bucketed = prepare_tf_dataset(stream, input_names=BERT_INPUTS, batch_size=8, bucket_boundaries=[4, 8, 16])
+    assert _shapes(bucketed.element_spec[0]) == {"input_ids": [8, 8], "attention_mask": [8, 8]}
+    assert {inputs["input_ids"].shape for inputs, _ in _batches(bucketed)} == {(8, 8)}
+
+
+def test_our_collators_declare_their_output_and_others_are_probed(tokenizer, tokenized):
+    calls = []
+
+    class Counted(DataCollatorForLanguageModeling):
+        def __call__(self, features, return_tensors=None):
+            calls.append(len(features))
+            return super().__call__(features, return_tensors)
+
+    unlabeled = tokenized.remove_columns("label")
+    declared = prepare_tf_dataset(unlabeled, input_names=BERT_INPUTS, batch_size=8, seed=0,
+                                  collate_fn=Counted(tokenizer, seed=0), bucket_boundaries=[MAX_LENGTH])
+    assert calls == []  # the signature comes from output_columns, not from a batch
+    inputs_spec, labels_spec = declared.element_spec
+    assert _shapes(inputs_spec) == {k: [8, MAX_LENGTH] for k in BERT_INPUTS}
+    assert _shapes(labels_spec) == [8, MAX_LENGTH] and labels_spec.dtype == tf.int32
+    inputs, labels = next(declared.as_numpy_iterator())
+    assert (labels[inputs["attention_mask"] == 0] == -100).all() and (labels != -100).any()
+
+    calls.clear()
+    probed = prepare_tf_dataset(unlabeled, input_names=BERT_INPUTS, batch_size=8, bucket_boundaries=[MAX_LENGTH],
+                                collate_fn=lambda rows: Counted(tokenizer, seed=0)(rows))
+    assert calls == [8, 8]  # a plain function declares nothing: its first and last batches are probed
+    assert _shapes(probed.element_spec[0])["input_ids"] == [8, MAX_LENGTH]
+
+
+def test_token_classification_collator_pads_buckets_with_its_label_pad_id(tokenizer, tokenized):
+    tagged = tokenized.select_columns(["input_ids", "attention_mask"]).map(
+        lambda e: {"labels": [i % 3 for i in range(len(e["input_ids"]))]})
+    tf_ds = prepare_tf_dataset(tagged, input_names=BERT_INPUTS, batch_size=8, seed=0,
+                               collate_fn=DataCollatorForTokenClassification,
+                               collate_fn_args={"tokenizer": tokenizer, "label_pad_token_id": -1},
+                               bucket_boundaries=[32, 64, MAX_LENGTH])
+    assert _shapes(tf_ds.element_spec[1]) == [8, None]
+    for inputs, labels in _batches(tf_ds):
+        assert labels.shape == inputs["input_ids"].shape and labels.shape[1] in (32, 64, MAX_LENGTH)
+        padding = inputs["attention_mask"] == 0
+        assert (labels[padding] == -1).all() and (labels[~padding] >= 0).all()
+
+
+def test_declared_columns_are_checked_on_every_batch():
+    short_mask = datasets.Dataset.from_dict({"input_ids": [[5, 6, 7]] * 4, "attention_mask": [[1, 1]] * 4})
+    tf_ds = prepare_tf_dataset(short_mask, input_names=("input_ids", "attention_mask"), batch_size=2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="'attention_mask' needs one value per token"):
+        _batches(tf_ds)
+    huge = datasets.Dataset.from_dict({"input_ids": [[5, 2**40]] * 4})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="'input_ids' has values .* outside int32"):
+        _batches(prepare_tf_dataset(huge, input_names=("input_ids",), batch_size=2))
+    images = datasets.Dataset.from_dict({"input_ids": [[5]] * 2, "pixel_values": [np.zeros((3, 2, 2)),
+                                                                                 np.zeros((3, 4, 4))]})
+    tf_ds = prepare_tf_dataset(images, input_names=("input_ids", "pixel_values"), batch_size=2)
+    assert _shapes(tf_ds.element_spec)["pixel_values"] == [None, 3, None, None]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="'pixel_values'.*same shape"):
+        _batches(tf_ds)
 
 
 # --------------------------------------------------------------------------------------------------
