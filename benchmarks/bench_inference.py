@@ -13,6 +13,7 @@ Models (see common.py): `minilm` is the real all-MiniLM-L6-v2; `bert-base` a ran
 """
 
 
+import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
 from common import (
     argument_parser,
     forward_flops,
@@ -20,13 +21,10 @@ from common import (
     make_inputs,
     median,
     paired_speedup,
-    summarize,
     start,
+    summarize,
     timed_first_call,
 )
-
-import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
-
 
 # -------------------------------------------------------------------------------------------- loading
 

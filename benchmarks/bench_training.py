@@ -18,24 +18,22 @@
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
 from common import (
     argument_parser,
     forward_flops,
     interleaved,
     make_inputs,
     minilm_dir,
-    summarize,
     start,
+    summarize,
     timed_first_call,
 )
-
-import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
 
 NUM_LABELS = 5
 LEARNING_RATE, WEIGHT_DECAY, EPSILON = 2e-5, 0.01, 1e-8  # the same AdamW on both sides
@@ -172,7 +170,8 @@ def bench_padding(batch):
     model = tfformers.TFAutoModelForSequenceClassification.from_pretrained(minilm_dir(), num_labels=NUM_LABELS)
 
     def prepared(**options):
-        return padding_stats(model.prepare_tf_dataset(dataset, batch_size=batch, tokenizer=tokenizer, seed=0, **options))
+        tf_dataset = model.prepare_tf_dataset(dataset, batch_size=batch, tokenizer=tokenizer, seed=0, **options)
+        return padding_stats(tf_dataset)
 
     return len(dataset), {
         "padded to the dataset's longest example": padding_stats_padded_to_longest(dataset, batch_size=batch),
@@ -206,19 +205,7 @@ def count_compilations(batch, seq, examples, epochs):
     import keras
 
     import tfformers
-
-    dump = Path(os.environ["XLA_DUMP_DIR"])
-
-    def programs():
-        return len(list(dump.glob("*.before_optimizations.txt")))
-
-    class CountPerEpoch(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.counts = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.counts.append(programs() - sum(self.counts))
+    from tfformers.xla import CompilationsPerEpoch
 
     dataset, tokenizer = tokenized_paragraphs(seq, limit=examples)
     keras.utils.set_random_seed(0)
@@ -226,14 +213,16 @@ def count_compilations(batch, seq, examples, epochs):
     train = model.prepare_tf_dataset(dataset, batch_size=batch, tokenizer=tokenizer, seed=0, bucket_boundaries=BUCKETS)
     shapes = sorted({tuple(x["input_ids"].shape) for x, _ in train.as_numpy_iterator()})
     model.compile(optimizer=keras.optimizers.AdamW(LEARNING_RATE), jit_compile=True)
-    counter = CountPerEpoch()
+    counter = CompilationsPerEpoch()
     model.fit(train, epochs=epochs, verbose=0, callbacks=[counter])
     print(json.dumps({"per_epoch": counter.counts, "shapes": shapes, "steps": len(train)}))
 
 
 def bench_compilations(batch, seq, examples, epochs):
     with tempfile.TemporaryDirectory() as dump:
-        env = dict(os.environ, XLA_DUMP_DIR=dump, XLA_FLAGS=f"--xla_dump_to={dump} --xla_dump_hlo_as_text")
+        from tfformers.xla import dump_environment
+
+        env = dump_environment(dump)
         command = [sys.executable, __file__, "--count-compilations", f"--batch={batch}", f"--seq={seq}",
                    f"--examples={examples}", f"--epochs={epochs}"]
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

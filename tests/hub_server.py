@@ -625,7 +625,9 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self._repo(repo_type, repo_id)
         with self.hub._lock:
             data = {
-                "branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": s} for b, s in repo.branches.items()],
+                "branches": [
+                    {"name": b, "ref": f"refs/heads/{b}", "targetCommit": s} for b, s in repo.branches.items()
+                ],
                 "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": s} for t, s in repo.tags.items()],
                 "converts": [],
             }

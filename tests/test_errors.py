@@ -70,9 +70,18 @@ def test_unknown_model_type(saved):
 def test_model_type_tfformers_does_not_support(saved):
     folder, _ = saved
     config = json.loads((folder / "config.json").read_text())
-    config["model_type"] = "gpt2"
+    config["model_type"] = "ernie"  # BERT's fields, so the config is valid; the architecture is not ours
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="'gpt2' is not supported"):
+    with pytest.raises(ConfigError, match="'ernie' is not supported"):
+        tfformers.TFAutoModel.from_pretrained(folder)
+
+
+def test_config_that_fails_transformers_validation(saved):
+    folder, _ = saved
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "t5"  # T5's config class refuses BERT's classifier_dropout=None
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="Cannot build a configuration from .*config.json"):
         tfformers.TFAutoModel.from_pretrained(folder)
 
 

@@ -38,13 +38,22 @@ def test_every_input_form_gives_the_same_output(minilm, tokenizer):
     as_tf = tokenizer(texts, return_tensors="tf", padding=True)
     reference = minilm(dict(as_np)).last_hidden_state.numpy()
     assert isinstance(minilm, keras.Model)
-    for out in (minilm(as_np), minilm(as_tf), minilm(**as_np), minilm(as_np["input_ids"], attention_mask=as_np["attention_mask"])):
+    by_keyword = minilm(as_np["input_ids"], attention_mask=as_np["attention_mask"])
+    for out in (minilm(as_np), minilm(as_tf), minilm(**as_np), by_keyword):
         np.testing.assert_allclose(out["last_hidden_state"].numpy(), reference, atol=1e-6)
     out = minilm(as_np)
     assert out[0] is out.last_hidden_state
     assert out.hidden_states is None and "hidden_states" not in out
     with pytest.raises(AttributeError):
         out.no_such_field
+
+
+def test_decode_takes_tensorflow_tensors(tokenizer):
+    """transformers 4.x TF code decodes generate()'s tf.Tensor output directly."""
+    ids = tokenizer(["This is a sentence!", "Another one."], return_tensors="tf", padding=True)["input_ids"]
+    expected = tokenizer.batch_decode(ids.numpy(), skip_special_tokens=True)
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True) == expected == ["this is a sentence!", "another one."]
+    assert tokenizer.decode(ids[1], skip_special_tokens=True) == expected[1]
 
 
 def test_predict_returns_numpy_in_the_output_container(tiny_classifier_dir):
@@ -78,7 +87,9 @@ def test_pretrained_model_inside_a_subclassed_model_trains(tiny_classifier_dir):
     rng = np.random.default_rng(0)
     x = {"input_ids": rng.integers(0, 99, size=(16, 6)), "attention_mask": np.ones((16, 6), "int32")}
     y = rng.integers(0, 2, size=(16,))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     before = model.language.bert.encoder.layer[0].attention.self.query.kernel.numpy().copy()
     history = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     after = model.language.bert.encoder.layer[0].attention.self.query.kernel.numpy()
@@ -96,7 +107,9 @@ def test_pretrained_model_inside_a_functional_model_trains(tiny_classifier_dir):
     rng = np.random.default_rng(1)
     x = {"input_ids": rng.integers(0, 99, size=(16, 6)), "attention_mask": np.ones((16, 6), "int32")}
     y = rng.integers(0, 2, size=(16,))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     np.testing.assert_allclose(

@@ -72,8 +72,9 @@ def test_save_pretrained_loads_in_torch_and_back(case, saved_torch_models, tmp_p
     model = tf_class(head).from_pretrained(folder)
     model.save_pretrained(tmp_path / "saved")
 
+    # eager attention, as the oracle was built: SDPA treats fully masked (left-padding) rows differently
     reloaded_pt, info = getattr(transformers, head).from_pretrained(
-        tmp_path / "saved", output_loading_info=True
+        tmp_path / "saved", output_loading_info=True, attn_implementation="eager"
     )
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     inputs = make_inputs(arch, model.config, head, seed=1)
@@ -116,15 +117,11 @@ def test_base_checkpoint_loads_into_head_and_back(case, saved_torch_models):
 
     model, info = tf_class(head).from_pretrained(base_folder, output_loading_info=True)
     prefix = model.base_model_prefix + "."
-    assert info["missing_keys"], "a head model loaded from a base checkpoint has new head weights"
-    assert all(not key.startswith(prefix) for key in info["missing_keys"]), info["missing_keys"]
-    backbone = getattr(model, model.base_model_prefix)
+    head_keys = [key for key in model.checkpoint_parameters() if not key.startswith(prefix)]
+    # exactly the head is new (nothing for a causal LM whose head is tied to the embeddings)
+    assert sorted(info["missing_keys"]) == sorted(head_keys)
     reference = tf_class(base_head).from_pretrained(base_folder)
-    reference_backbone = getattr(reference, model.base_model_prefix)
-    np.testing.assert_array_equal(
-        backbone.embeddings.word_embeddings.embeddings.numpy(),
-        reference_backbone.embeddings.word_embeddings.embeddings.numpy(),
-    )
+    np.testing.assert_array_equal(model.word_embeddings.numpy(), reference.word_embeddings.numpy())
     # Loading builds with the random initialization deferred; weights the checkpoint lacks are drawn after.
     params = model.checkpoint_parameters()
     for key in info["missing_keys"]:
@@ -134,15 +131,17 @@ def test_base_checkpoint_loads_into_head_and_back(case, saved_torch_models):
 
     base, info = tf_class(base_head).from_pretrained(head_folder, output_loading_info=True)
     assert not info["missing_keys"] or all("pooler" in key for key in info["missing_keys"])
-    assert info["unexpected_keys"], "head tensors are reported unused by the base model"
-    assert all(not key.startswith(prefix) for key in info["unexpected_keys"])
+    from safetensors import safe_open
+
+    with safe_open(str(head_folder / "model.safetensors"), "np") as saved:
+        stored_head_keys = [key for key in saved.keys() if not key.startswith(prefix)]
+    assert sorted(info["unexpected_keys"]) == sorted(stored_head_keys), "head tensors are reported unused"
 
 
 def test_tied_alias_fills_a_missing_target(tmp_path):
     """Checkpoints that store an LM head's bias only under its tied alias still load it."""
-    from safetensors.numpy import load_file, save_file
-
     from architectures import ARCHITECTURES
+    from safetensors.numpy import load_file, save_file
 
     model = tfformers.TFAutoModelForMaskedLM.from_config(config_for(ARCHITECTURES[0], "BertForMaskedLM"))
     model.cls.predictions.bias.assign(np.arange(model.config.vocab_size, dtype=np.float32))

@@ -13,13 +13,13 @@ import sys
 BUCKETS = (8, 16, 32)
 
 
-def run_counted(tmp_path, mode):
-    dump = tmp_path / f"xla-dump-{mode}"
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "XLA_FLAGS": f"--xla_dump_to={dump} --xla_dump_hlo_as_text"}
-    completed = subprocess.run(
-        [sys.executable, __file__, mode, str(dump)], env=env, capture_output=True, text=True, timeout=300
-    )
+def run_counted(tmp_path, mode, script=__file__):
+    """Runs `script mode` in a process that dumps its XLA programs; returns the JSON its last line prints."""
+    from tfformers.xla import dump_environment
+
+    env = dump_environment(tmp_path / f"xla-dump-{mode}", {**os.environ, "KERAS_BACKEND": "tensorflow",
+                                                            "TF_CPP_MIN_LOG_LEVEL": "2"})
+    completed = subprocess.run([sys.executable, script, mode], env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -44,9 +44,7 @@ def test_per_batch_padding_compiles_once_per_distinct_length(tmp_path):
 # ---------------------------------------------------------------------------- the script run in a subprocess
 
 
-def _run(mode, dump):
-    from pathlib import Path
-
+def _run(mode):
     import datasets
     import keras
     import numpy as np
@@ -55,17 +53,7 @@ def _run(mode, dump):
     from architectures import ARCHITECTURES, config_for
 
     import tfformers
-
-    def programs():
-        return len(list(Path(dump).glob("*.before_optimizations.txt")))
-
-    class CountPerEpoch(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.counts = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.counts.append(programs() - sum(self.counts))
+    from tfformers.xla import CompilationsPerEpoch
 
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(3, 9, 32), rng.integers(9, 17, 32), rng.integers(17, 33, 32)])
@@ -82,10 +70,10 @@ def _run(mode, dump):
     train = model.prepare_tf_dataset(data, batch_size=8, seed=0, pad_token_id=0, **options)
     shapes = sorted({tuple(x["input_ids"].shape) for x, _ in train.as_numpy_iterator()})
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
-    counter = CountPerEpoch()
+    counter = CompilationsPerEpoch()
     history = model.fit(train, epochs=3, verbose=0, callbacks=[counter])
     print(json.dumps({"per_epoch": counter.counts, "shapes": shapes, "loss": history.history["loss"]}))
 
 
 if __name__ == "__main__":
-    _run(sys.argv[1], sys.argv[2])
+    _run(sys.argv[1])

@@ -1,5 +1,18 @@
 """tfformers: Hugging Face Hub models as native Keras 3 models on TensorFlow."""
 
+from transformers import (  # torch-free parts
+    AutoConfig,
+    BertConfig,
+    DistilBertConfig,
+    GenerationConfig,
+    GPT2Config,
+    LlamaConfig,
+    MistralConfig,
+    Qwen2Config,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
+
 from tfformers import _backend  # noqa: F401  (must run before keras is used)
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.errors import (
@@ -10,9 +23,11 @@ from tfformers.errors import (
     InputError,
     TFFormersError,
 )
+from tfformers.generation import GenerationMixin, StaticCache
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.models.auto import (
     TFAutoModel,
+    TFAutoModelForCausalLM,
     TFAutoModelForMaskedLM,
     TFAutoModelForMultipleChoice,
     TFAutoModelForPreTraining,
@@ -37,6 +52,15 @@ from tfformers.models.distilbert import (
     TFDistilBertForTokenClassification,
     TFDistilBertModel,
 )
+from tfformers.models.gpt2 import (
+    TFGPT2ForSequenceClassification,
+    TFGPT2ForTokenClassification,
+    TFGPT2LMHeadModel,
+    TFGPT2Model,
+)
+from tfformers.models.llama import TFLlamaForCausalLM, TFLlamaForSequenceClassification, TFLlamaModel
+from tfformers.models.mistral import TFMistralForCausalLM, TFMistralForSequenceClassification, TFMistralModel
+from tfformers.models.qwen2 import TFQwen2ForCausalLM, TFQwen2ForSequenceClassification, TFQwen2Model
 from tfformers.models.roberta import (
     TFRobertaForMaskedLM,
     TFRobertaForMultipleChoice,
@@ -46,12 +70,5 @@ from tfformers.models.roberta import (
     TFRobertaModel,
 )
 from tfformers.tokenization import AutoTokenizer
-from transformers import (  # torch-free parts
-    AutoConfig,
-    BertConfig,
-    DistilBertConfig,
-    RobertaConfig,
-    XLMRobertaConfig,
-)
 
 __version__ = "0.1.0"

@@ -112,7 +112,7 @@ class PushToHubCallback(keras.callbacks.Callback):
         else:
             remote = sharing.remote_card(self.repo_id, token=self.hub_token)
             self._write_card = remote is None or modelcard.is_generated_card(remote)
-        resumed = getattr(self.model, "_tfformers_resume_state", None) or {}
+        resumed = modelcard.training_record(self.model).resumed
         self.training_history = [dict(row) for row in resumed.get("history") or []]
         self._epochs_done = int(resumed.get("epoch") or 0)
         self._step = 0
@@ -276,8 +276,8 @@ class KerasMetricCallback(keras.callbacks.Callback):
         if logs is not None:
             logs.update(results)
         # Tells the model card that these are evaluation-set metrics.
-        names = tuple(getattr(self.model, "_tfformers_eval_metric_names", ()))
-        self.model._tfformers_eval_metric_names = tuple(dict.fromkeys(names + tuple(results)))
+        record = modelcard.training_record(self.model)
+        record.eval_metric_names = tuple(dict.fromkeys(record.eval_metric_names + tuple(results)))
 
 
 def _numpy(value):

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 
-def _link_or_copy(source, destination):
+def link_or_copy(source, destination):
     try:
         os.link(source, destination)
     except OSError:
@@ -37,9 +37,9 @@ def atomic_directory(target, replaced=lambda name: False):
                     continue
                 source, destination = os.path.join(target, entry), os.path.join(staging, entry)
                 if os.path.isdir(source) and not os.path.islink(source):
-                    shutil.copytree(source, destination, copy_function=_link_or_copy, symlinks=True)
+                    shutil.copytree(source, destination, copy_function=link_or_copy, symlinks=True)
                 else:
-                    _link_or_copy(source, destination)
+                    link_or_copy(source, destination)
             retired = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
             os.rename(target, os.path.join(retired, name))
             os.rename(staging, target)

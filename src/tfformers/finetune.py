@@ -209,7 +209,10 @@ def _labels_for_head(ints, strs, id2label):
 
 def has_classification_head(config):
     """True when the checkpoint was saved with a sequence-classification head (config.architectures)."""
-    return any(a.endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or ()))
+    from tfformers.tasks import task_of_architecture
+
+    architectures = getattr(config, "architectures", None) or ()
+    return any(task_of_architecture(a) == "sequence-classification" for a in architectures)
 
 
 def _class_names(feature):
@@ -219,13 +222,6 @@ def _class_names(feature):
 
 
 # ------------------------------------------------------------------------------------------------- model
-
-
-class _DropLoadReport(logging.Filter):
-    """Hides from_pretrained's loading report: `load_classifier` reports what is unexpected itself."""
-
-    def filter(self, record):
-        return record.funcName != "_log_report"
 
 
 def load_classifier(
@@ -246,7 +242,8 @@ def load_classifier(
     then the data's labels define the classes and a head of another size is replaced.
     Returns `(model, LabelMapping)`; the model's config carries `id2label` and `label2id`.
     """
-    from tfformers.modeling import load_config
+    from tfformers.config import load_config
+    from tfformers.modeling import loading_logger
     from tfformers.models.auto import TFAutoModelForSequenceClassification
 
     config = load_config(model_name_or_path, **hub_kwargs)
@@ -259,8 +256,9 @@ def load_classifier(
         mapping = resolve_labels(labels, head=config.id2label, num_labels=num_labels, class_names=class_names)
     else:  # a new head (or, with ignore_mismatched_sizes, one retrained under the data's label names)
         mapping = resolve_labels(labels, num_labels=num_labels, class_names=class_names)
-    quiet = _DropLoadReport()
-    logging.getLogger("tfformers").addFilter(quiet)
+    # load_classifier reports the new head and unused weights itself, in the recipe's terms.
+    previous_level = loading_logger.level
+    loading_logger.setLevel(logging.ERROR)
     try:
         model, report = TFAutoModelForSequenceClassification.from_pretrained(
             model_name_or_path,
@@ -272,7 +270,7 @@ def load_classifier(
             **hub_kwargs,
         )
     finally:
-        logging.getLogger("tfformers").removeFilter(quiet)
+        loading_logger.setLevel(previous_level)
     prefix = model.base_model_prefix + "."
     new_head = [k for k in report["missing_keys"] if not k.startswith(prefix)]
     missing_body = [k for k in report["missing_keys"] if k.startswith(prefix)]

@@ -240,7 +240,7 @@ def push_folder(
             return _commit_folder(api, folder, paths, repo_id, token=token, private=private,
                                   commit_message=commit_message, revision=revision, create_pr=create_pr)
         except (HfHubHTTPError, LocalTokenNotFoundError, OSError, *_NETWORK_ERRORS) as e:
-            raise _push_error(e, repo_id, revision) from e
+            raise push_error(e, repo_id, revision) from e
 
     return api.run_as_future(push) if run_as_future else push()
 
@@ -257,7 +257,7 @@ def full_repo_id(repo_id: str, *, token: str | bool | None = None) -> str:
     try:
         user = _api().whoami(token=token)["name"]
     except (HfHubHTTPError, LocalTokenNotFoundError, OSError, *_NETWORK_ERRORS) as e:
-        raise _push_error(e, repo_id, None) from e
+        raise push_error(e, repo_id, None) from e
     return f"{user}/{repo_id}"
 
 
@@ -282,7 +282,7 @@ def _commit_folder(api: HfApi, folder: str, paths: list[str], repo_id: str, *, t
     return info
 
 
-def _push_error(exc: BaseException, repo_id: str, revision: str | None) -> HubError:
+def push_error(exc: BaseException, repo_id: str, revision: str | None) -> HubError:
     """Map an exception raised while pushing to a HubError."""
     target = f"'{repo_id}' (revision '{revision or 'main'}') on {constants.ENDPOINT}"
     status = getattr(getattr(exc, "response", None), "status_code", None)

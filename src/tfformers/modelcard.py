@@ -18,8 +18,11 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from tfformers.tasks import TASKS, task_of_architecture
 
 __all__ = ["model_card", "model_card_from_folder", "is_generated_card", "history_rows", "GENERATED_MARKER"]
 
@@ -31,20 +34,6 @@ _GENERATED_COMMENT = (
     "complete it, then remove this comment: tfformers keeps a card without it and stops regenerating it. -->"
 )
 
-# tfformers task -> Hub pipeline tag
-PIPELINE_TAGS = {
-    "base": "feature-extraction",
-    "masked-lm": "fill-mask",
-    "pretraining": "fill-mask",
-    "causal-lm": "text-generation",
-    "seq2seq-lm": "text2text-generation",
-    "sequence-classification": "text-classification",
-    "token-classification": "token-classification",
-    "question-answering": "question-answering",
-    "multiple-choice": "multiple-choice",
-    "image-classification": "image-classification",
-}
-
 _FRAMEWORKS = (
     ("tfformers", "tfformers"),
     ("TensorFlow", "tensorflow"),
@@ -55,6 +44,25 @@ _FRAMEWORKS = (
     ("Tokenizers", "tokenizers"),
     ("Datasets", "datasets"),
 )
+
+
+@dataclass
+class TrainingRecord:
+    """What a card shows beyond Keras' history, kept on the model as `model.training_record`: the state of
+    an earlier run this one resumed (`load_repo_checkpoint`), and the logged metrics that were computed on
+    an evaluation set (`KerasMetricCallback`)."""
+
+    resumed: dict = field(default_factory=dict)  # {"epoch", "global_step", "history"}
+    eval_metric_names: tuple = ()
+
+
+def training_record(model) -> TrainingRecord:
+    """The model's `TrainingRecord`, attached on first use (any Keras model can carry one)."""
+    record = getattr(model, "training_record", None)
+    if record is None:
+        record = TrainingRecord()
+        model.training_record = record
+    return record
 
 
 def is_generated_card(text: str | None) -> bool:
@@ -172,18 +180,6 @@ def _is_hub_id(name):
     return True
 
 
-def _auto_class_for(task, fallback):
-    import tfformers
-    from tfformers.models.auto import TASK_SUFFIXES
-
-    suffix = TASK_SUFFIXES.get(task)
-    if suffix is not None:
-        name = "TFAutoModel" + ("" if suffix == "Model" else suffix)
-        if hasattr(tfformers, name):
-            return name
-    return fallback
-
-
 def _usage(repo_id, task, auto_class, has_tokenizer, pytorch_class):
     lines = ["```python"]
     imports = [auto_class] + (["AutoTokenizer"] if has_tokenizer else [])
@@ -193,20 +189,9 @@ def _usage(repo_id, task, auto_class, has_tokenizer, pytorch_class):
         lines.append(f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")')
     lines.append(f'model = {auto_class}.from_pretrained("{repo_id}")')
     if has_tokenizer:
-        if task == "question-answering":
-            lines.append('inputs = tokenizer(["Where is the Hub?"], ["The Hub is online."], return_tensors="tf")')
-        elif task == "multiple-choice":
-            lines.append('inputs = tokenizer([["A first choice.", "A second choice."]], return_tensors="tf")')
-        elif task in ("masked-lm", "pretraining"):
-            lines.append('inputs = tokenizer([f"Paris is the {tokenizer.mask_token} of France."], return_tensors="tf")')
-        else:
-            lines.append('inputs = tokenizer(["Hello, this is an example."], return_tensors="tf")')
-        lines.append("outputs = model(inputs)")
-        if task == "sequence-classification":
-            lines.append("predicted = int(outputs.logits.numpy().argmax(-1)[0])")
-            lines.append("print(model.config.id2label[predicted])")
-        else:
-            lines.append("print({name: value.shape for name, value in outputs.items()})")
+        usage = TASKS.get(task, TASKS["base"])
+        lines.append(usage.usage_inputs)
+        lines.extend(usage.usage_outputs)
     lines.append("```")
     if pytorch_class:
         lines += [
@@ -266,13 +251,13 @@ def model_card(
     if model is not None:
         if history is None:
             history = getattr(model, "history", None)
-        resumed = getattr(model, "_tfformers_resume_state", None) or {}
-        rows = _merge_rows(resumed.get("history") or [], history_rows(history))
+        record = training_record(model)
+        rows = _merge_rows(record.resumed.get("history") or [], history_rows(history))
         if optimizer is None:
             optimizer = getattr(model, "optimizer", None)
         if precision is None:
             precision = getattr(getattr(model, "dtype_policy", None), "name", None)
-        eval_metric_names = set(eval_metric_names) | set(getattr(model, "_tfformers_eval_metric_names", ()))
+        eval_metric_names = set(eval_metric_names) | set(record.eval_metric_names)
         if has_tokenizer is None:
             has_tokenizer = getattr(model, "tokenizer", None) is not None
         class_name = type(model).__name__
@@ -290,12 +275,12 @@ def model_card(
         if _is_hub_id(name) and name != repo_id:
             base_model = name
     if pipeline_tag is None:
-        pipeline_tag = PIPELINE_TAGS.get(task)
+        pipeline_tag = TASKS[task].pipeline_tag if task in TASKS else None
     if epochs is None and rows:
         epochs = rows[-1]["epoch"]
     datasets = [datasets] if isinstance(datasets, str) else list(datasets or [])
     model_type = getattr(config, "model_type", None)
-    auto_class = _auto_class_for(task, class_name or "TFAutoModel")
+    auto_class = TASKS[task].auto_class_name if task in TASKS else class_name or "TFAutoModel"
 
     columns = _metric_columns(rows, eval_metric_names)
     final = rows[-1] if rows else {}
@@ -399,12 +384,7 @@ def _merge_rows(earlier, later):
 
 def _task_from_config(config):
     architectures = getattr(config, "architectures", None) or []
-    if not architectures:
-        return None
-    import tfformers
-
-    model_class = getattr(tfformers, "TF" + architectures[0], None)
-    return getattr(model_class, "task", None)
+    return task_of_architecture(architectures[0]) if architectures else None
 
 
 def model_card_from_folder(folder, *, repo_id: str | None = None, **card_kwargs) -> ModelCard:

@@ -13,16 +13,21 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
-from tfformers import checkpoint, hub
+from tfformers import checkpoint, hub, sharing
+from tfformers.checkpoint.gguf import GGUFReader
+from tfformers.config import load_config, load_generation_config
 from tfformers.errors import ConfigError, InputError
 from tfformers.fileio import atomic_directory
 from tfformers.layers.core import deferred_initialization
 from tfformers.tasks import TASKS
 
 logger = logging.getLogger("tfformers")
+# from_pretrained's report of missing, unexpected and mismatched weights; callers that report these in
+# their own words (the fine-tuning recipe) raise this logger's level while they load.
+loading_logger = logging.getLogger("tfformers.loading")
 
 _DEFAULT_LOSS = "task_default"
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json")
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json")
 
 
 def _is_weights_file(name):
@@ -53,6 +58,8 @@ class TFPreTrainedModel(keras.Model):
     - `tied_weights_keys`: {alias key: stored key} for tensors tied to another (saved once, as the
       stored key; an alias in a checkpoint fills the stored tensor when that one is absent).
     - `ignored_unexpected_keys`: regexes of checkpoint buffers that are not weights.
+    - `call_options`: keyword options `call` passes on to `forward` beyond the Keras ones (decoders take
+      `cache`, a `generation.StaticCache`, and `logits_to_keep`).
     """
 
     config_class = None
@@ -63,6 +70,7 @@ class TFPreTrainedModel(keras.Model):
     ignored_unexpected_keys = (r"position_ids$",)
     main_input_name = "input_ids"
     input_names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+    call_options = ()
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -76,11 +84,19 @@ class TFPreTrainedModel(keras.Model):
     def label_names(self):
         return TASKS[self.task].label_names
 
-    _CALL_OPTIONS = ("training", "output_attentions", "output_hidden_states", "mask")
+    _KERAS_OPTIONS = ("training", "output_attentions", "output_hidden_states", "mask")
+    _MODEL_OPTIONS = ("cache", "logits_to_keep")
 
     def __call__(self, inputs=None, *args, **kwargs):
+        for option in self._MODEL_OPTIONS:
+            if option in kwargs and option not in self.call_options:
+                raise TypeError(
+                    f"{type(self).__name__} takes no {option}= option; it is an option of decoder models "
+                    "(a KV cache for generation, how many positions get logits)."
+                )
         # Tensors passed by name (`model(**tokenizer(...))`) join the input dict, where `call` checks them.
-        named = {k: kwargs.pop(k) for k in list(kwargs) if k not in self._CALL_OPTIONS}
+        options = self._KERAS_OPTIONS + self.call_options
+        named = {k: kwargs.pop(k) for k in list(kwargs) if k not in options}
         if inputs is None:
             inputs = named
         elif isinstance(inputs, Mapping):  # also a tokenizer's BatchEncoding, which is not a dict
@@ -90,7 +106,7 @@ class TFPreTrainedModel(keras.Model):
         inputs = {k: v for k, v in inputs.items() if v is not None}
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None):
+    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, **options):
         unknown = sorted(set(inputs) - set(self.input_names) - set(self.label_names))
         if unknown:
             raise InputError(
@@ -104,18 +120,39 @@ class TFPreTrainedModel(keras.Model):
             output_attentions = self.config.output_attentions
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        outputs = self.forward(features, training, output_attentions, output_hidden_states)
+        outputs = self.forward(features, training, output_attentions, output_hidden_states, **options)
         if labels and TASKS[self.task].loss is not None:
             outputs = type(outputs)({"loss": self.hf_compute_loss(labels, outputs), **outputs})
         return outputs
 
-    def forward(self, inputs, training, output_attentions, output_hidden_states):
-        raise NotImplementedError
+    def forward(self, inputs, training, output_attentions, output_hidden_states, **options):
+        """The outputs for the input dict: the backbone's for a base model; head classes override this."""
+        return self.backbone(inputs, training, output_attentions, output_hidden_states, **options)
+
+    def backbone(self, inputs, training, output_attentions, output_hidden_states, **options):
+        """Runs the base model (the layer at `base_model_prefix`) on the input dict."""
+        return getattr(self, self.base_model_prefix)(
+            **inputs,
+            training=training,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **options,
+        )
+
+    def get_input_embeddings(self):
+        """The word-embedding layer (a `keras.layers.Embedding`), which tied LM heads read."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare its input embeddings.")
+
+    @property
+    def word_embeddings(self):
+        """The [vocab, hidden] matrix of the input embeddings, which tied LM heads project onto."""
+        return self.get_input_embeddings().embeddings
 
     @property
     def dummy_inputs(self):
-        """A tiny batch that builds every layer."""
-        return {"input_ids": tf.constant([[7, 6, 0, 0, 1], [1, 2, 3, 0, 0]], dtype=tf.int32)}
+        """A tiny batch that builds every layer ([batch, choices, seq] for multiple choice)."""
+        ids = [[7, 6, 0, 0, 1], [1, 2, 3, 0, 0]]
+        return {"input_ids": tf.constant([ids] if self.task == "multiple-choice" else ids, dtype=tf.int32)}
 
     def build_with_dummy_inputs(self):
         # Composite layers create no variables of their own beyond __init__; marking them built skips
@@ -150,6 +187,7 @@ class TFPreTrainedModel(keras.Model):
         ignore_mismatched_sizes=False,
         dtype=None,
         output_loading_info=False,
+        gguf_file=None,
         **config_overrides,
     ):
         """Loads a model from a local folder or a Hub repository id.
@@ -157,14 +195,15 @@ class TFPreTrainedModel(keras.Model):
         `config_overrides` (e.g. `num_labels=3`, `output_hidden_states=True`) update the configuration.
         `dtype` ("float32", "bfloat16", "float16", or a Keras policy such as "mixed_bfloat16") sets the
         variables' dtype; None keeps the global Keras policy. Weights are read from `model.safetensors`
-        or a sharded index; a base checkpoint loads into a head model (the head is newly initialized and
-        reported) and the other way round.
+        or a sharded index, or from `gguf_file` (a llama.cpp checkpoint in the folder or repo: config from
+        its metadata, weights dequantized to float32); a base checkpoint loads into a head model (the head
+        is newly initialized and reported) and the other way round.
         """
         source = pretrained_model_name_or_path
         hub_kwargs = dict(
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
-        config = load_config(source, config, config_overrides, **hub_kwargs)
+        config = load_config(source, config, config_overrides, gguf_file, **hub_kwargs)
         config.name_or_path = os.fspath(source)  # where it came from (a model card's base_model)
         cls._check_config(config, source)
         with _dtype_policy(dtype), deferred_initialization():
@@ -174,19 +213,24 @@ class TFPreTrainedModel(keras.Model):
         def resolve(filename, required):
             return hub.resolve_file(source, filename, required=required, **hub_kwargs)
 
-        reader = checkpoint.CheckpointReader(checkpoint.checkpoint_files(resolve, source))
+        if gguf_file is not None:
+            reader = GGUFReader(resolve(gguf_file, required=True))
+        else:
+            reader = checkpoint.SafetensorsReader(checkpoint.checkpoint_files(resolve, source))
         params = model.checkpoint_parameters()
         report = checkpoint.load_parameters(
             params,
             reader,
             base_model_prefix=cls.base_model_prefix,
-            tied_keys=cls.tied_weights_keys,
+            tied_keys=model.tied_weights_keys,
             ignored_unexpected=cls.ignored_unexpected_keys,
             ignore_mismatched_sizes=ignore_mismatched_sizes,
         )
         for key in report.missing_keys:  # built deferred (zeros): draw their initial values now
             params[key].initialize()
-        _log_report(report, cls.__name__, source)
+        if getattr(model, "can_generate", False):
+            model.generation_config = load_generation_config(source, config, **hub_kwargs)
+        _log_loading_report(report, cls.__name__, source)
         if output_loading_info:
             return model, report.as_dict()
         return model
@@ -228,6 +272,8 @@ class TFPreTrainedModel(keras.Model):
         tokenizer = tokenizer or self.tokenizer
         with atomic_directory(save_directory, replaced=_is_weights_file) as staging:
             config.save_pretrained(staging)
+            if getattr(self, "can_generate", False):
+                self.generation_config.save_pretrained(staging)
             checkpoint.write_safetensors(state, staging, max_shard_size)
             if tokenizer is not None:
                 tokenizer.save_pretrained(staging)
@@ -236,16 +282,12 @@ class TFPreTrainedModel(keras.Model):
     def push_to_hub(self, repo_id, **kwargs):
         """Uploads the model folder (config, safetensors in PyTorch layout, tokenizer, model card) to the
         Hub in one commit. See `tfformers.sharing.push_to_hub` for the options."""
-        from tfformers.sharing import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+        return sharing.push_to_hub(self, repo_id, **kwargs)
 
     def load_repo_checkpoint(self, repo_path_or_name, **kwargs):
         """Restores weights and optimizer state pushed by `PushToHubCallback(checkpoint=True)`; returns
         `{"epoch": ...}` to pass as `fit(initial_epoch=...)`. See `tfformers.sharing`."""
-        from tfformers.sharing import load_repo_checkpoint
-
-        return load_repo_checkpoint(self, repo_path_or_name, **kwargs)
+        return sharing.load_repo_checkpoint(self, repo_path_or_name, **kwargs)
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -367,51 +409,22 @@ def _plain_inputs(x):
     return x
 
 
-def load_config(source, config=None, overrides=None, **hub_kwargs):
-    """The transformers configuration of `source`, with `overrides` applied.
-
-    Unknown override names raise, so a misspelt argument is never silently ignored.
-    """
-    from transformers import AutoConfig
-
-    overrides = dict(overrides or {})
-    if config is None:
-        path = hub.resolve_file(source, "config.json", **hub_kwargs)
-        try:
-            config, unused = AutoConfig.from_pretrained(path, return_unused_kwargs=True, **overrides)
-        except (ValueError, KeyError, OSError) as error:
-            raise ConfigError(f"Cannot build a configuration from {path}: {error}") from None
-    else:
-        unused = {}
-        for key, value in overrides.items():
-            if hasattr(config, key) or key in ("num_labels",):
-                setattr(config, key, value)
-            else:
-                unused[key] = value
-    if unused:
-        raise TypeError(
-            f"from_pretrained got unexpected arguments {sorted(unused)}: they are neither loading "
-            "options nor attributes of the configuration."
-        )
-    return config
-
-
-def _log_report(report, class_name, source):
+def _log_loading_report(report, class_name, source):
     if report.unexpected_keys:
-        logger.warning(
+        loading_logger.warning(
             "Some weights of the checkpoint at %s were not used when initializing %s: %s\n"
             "This is expected when the checkpoint was trained for another task or architecture.",
             source, class_name, report.unexpected_keys,
         )
     if report.missing_keys:
-        logger.warning(
+        loading_logger.warning(
             "Some weights of %s were not initialized from the checkpoint at %s and are newly "
             "initialized: %s\nYou should probably TRAIN this model on a down-stream task to be able to "
             "use it for predictions and inference.",
             class_name, source, report.missing_keys,
         )
     for key, old, new in report.mismatched_keys:
-        logger.warning(
+        loading_logger.warning(
             "Weight %s of the checkpoint at %s has shape %s but %s expects %s: newly initialized.",
             key, source, list(old), class_name, list(new),
         )

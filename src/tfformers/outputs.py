@@ -77,3 +77,17 @@ class MultipleChoiceModelOutput(ModelOutput):
 
 class CausalLMOutput(ModelOutput):
     fields = ("loss", "logits", "past_key_values", "hidden_states", "attentions")
+
+
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """`generate(..., return_dict_in_generate=True)` of greedy decoding and sampling: `scores` (processed)
+    and `logits` (raw) are tuples of [batch, vocab], one per generated token, when asked for."""
+
+    fields = ("sequences", "scores", "logits")
+
+
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """Beam search's `generate(..., return_dict_in_generate=True)`: `sequences_scores` are the final beam
+    scores (with `output_scores`), `beam_indices` the beam each token came from."""
+
+    fields = ("sequences", "sequences_scores", "scores", "beam_indices")

@@ -46,7 +46,7 @@ from safetensors.numpy import save_file
 
 from tfformers import checkpoint, hub, modelcard
 from tfformers.errors import CheckpointError, HubError
-from tfformers.fileio import _link_or_copy, atomic_directory
+from tfformers.fileio import atomic_directory, link_or_copy
 
 __all__ = [
     "push_to_hub",
@@ -167,7 +167,7 @@ def push_folder_with_card(
         for relative in hub.list_repo_files(folder):
             target = os.path.join(staging, *relative.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            _link_or_copy(os.path.join(folder, *relative.split("/")), target)
+            link_or_copy(os.path.join(folder, *relative.split("/")), target)
         write_card(staging, card)
         result = hub.push_folder(staging, repo_id, **push)
     except BaseException:
@@ -224,7 +224,7 @@ def remote_card(repo_id: str, *, revision: str | None = None, token=None) -> str
             if isinstance(cause, RepositoryNotFoundError) and type(cause).__name__ == "RepositoryNotFoundError":
                 return None  # a new repo (a gated one is a subclass, and an error)
             if getattr(getattr(cause, "response", None), "status_code", None) in (401, 403):
-                raise hub._push_error(cause, repo_id, revision) from cause  # the push would be refused too
+                raise hub.push_error(cause, repo_id, revision) from cause  # the push would be refused too
             raise
         if path is None:
             return None
@@ -240,7 +240,8 @@ def _owned_variables(optimizer, prefix=""):
     """[(prefix, variable)]: the optimizer's own variables, then those of the optimizer it wraps
     (`inner_optimizer`, as LossScaleOptimizer does) with an `inner_optimizer/` prefix."""
     inner = getattr(optimizer, "inner_optimizer", None)
-    nested = _owned_variables(inner, prefix + "inner_optimizer/") if isinstance(inner, keras.optimizers.Optimizer) else []
+    is_wrapper = isinstance(inner, keras.optimizers.Optimizer)
+    nested = _owned_variables(inner, prefix + "inner_optimizer/") if is_wrapper else []
     nested_ids = {id(variable) for _, variable in nested}
     return [(prefix, v) for v in optimizer.variables if id(v) not in nested_ids] + nested
 
@@ -380,7 +381,7 @@ def load_repo_checkpoint(
         model.build_with_dummy_inputs()
 
     where = f"{source}/{CHECKPOINT_DIR}"
-    reader = checkpoint.CheckpointReader(checkpoint.checkpoint_files(resolve, where))
+    reader = checkpoint.SafetensorsReader(checkpoint.checkpoint_files(resolve, where))
     report = checkpoint.load_parameters(
         model.checkpoint_parameters(), reader, base_model_prefix=model.base_model_prefix,
         tied_keys=model.tied_weights_keys, ignored_unexpected=model.ignored_unexpected_keys,
@@ -419,7 +420,7 @@ def load_repo_checkpoint(
 
     resumed = {"epoch": int(state["epoch"]), "global_step": int(state.get("global_step", 0)),
                "history": state.get("history") or []}
-    model._tfformers_resume_state = resumed  # the card of the resumed run shows the earlier epochs
+    modelcard.training_record(model).resumed = resumed  # the card of the resumed run shows the earlier epochs
     logger.info("Resumed %s from %s at epoch %d (step %d)", type(model).__name__, where, resumed["epoch"],
                 resumed["global_step"])
     return dict(resumed)

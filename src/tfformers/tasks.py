@@ -1,7 +1,8 @@
-"""What each head predicts and how it is trained: label names, the outputs they score, the default loss.
+"""The one task registry: what each head predicts, how it is trained, named and shown.
 
-Model files name their task; the training machinery in `modeling` reads everything else from here, so a
-loss or a label convention is defined once for every architecture.
+Model files name their task (`task = "masked-lm"`); everything else about a task is read from here: the
+label names and the outputs they score, the default loss, the class-name suffix (`TFBertForMaskedLM`,
+`TFAutoModelForMaskedLM`), the Hub pipeline tag, and the usage lines of a model card.
 """
 
 from dataclasses import dataclass
@@ -9,17 +10,37 @@ from typing import Callable, Optional
 
 from tfformers import losses
 
+_EXAMPLE_INPUTS = 'inputs = tokenizer(["Hello, this is an example."], return_tensors="tf")'
+_PRINT_SHAPES = ("outputs = model(inputs)", "print({name: value.shape for name, value in outputs.items()})")
+
 
 @dataclass(frozen=True)
 class Task:
+    name: str
+    # class-name suffix: "TF" + architecture + suffix, and "TFAutoModel" + suffix ("Model" -> "TFAutoModel")
+    class_suffix: str
+    pipeline_tag: str
     # label name -> the output field it is scored against (also what Keras metrics and user losses see)
     label_outputs: dict
     # (labels dict, outputs, config, sample_weight) -> scalar float32 loss; None for headless models
     loss: Optional[Callable] = None
+    # model-card usage: the line building `inputs` from `tokenizer`, then the lines using `model`
+    usage_inputs: str = _EXAMPLE_INPUTS
+    usage_outputs: tuple = _PRINT_SHAPES
+    # older suffixes some architectures keep for this task (GPT-2's `GPT2LMHeadModel` is a causal LM)
+    suffix_aliases: tuple = ()
+
+    @property
+    def class_suffixes(self):
+        return (self.class_suffix,) + self.suffix_aliases
 
     @property
     def label_names(self):
         return tuple(self.label_outputs)
+
+    @property
+    def auto_class_name(self):
+        return "TFAutoModel" + ("" if self.class_suffix == "Model" else self.class_suffix)
 
 
 def _sequence_classification(labels, out, config, sample_weight):
@@ -57,17 +78,61 @@ def _on_logits(loss_fn):
     )
 
 
-TASKS = {
-    "base": Task(label_outputs={}),
-    "masked-lm": Task({"labels": "logits"}, _on_logits(losses.masked_lm_loss)),
-    "causal-lm": Task({"labels": "logits"}, _on_logits(losses.causal_lm_loss)),
-    "pretraining": Task(
-        {"labels": "prediction_logits", "next_sentence_label": "seq_relationship_logits"}, _pretraining
+_FILL_MASK_INPUTS = 'inputs = tokenizer([f"Paris is the {tokenizer.mask_token} of France."], return_tensors="tf")'
+
+_REGISTRY = (
+    Task("base", "Model", "feature-extraction", {}),
+    Task(
+        "pretraining", "ForPreTraining", "fill-mask",
+        {"labels": "prediction_logits", "next_sentence_label": "seq_relationship_logits"}, _pretraining,
+        usage_inputs=_FILL_MASK_INPUTS,
     ),
-    "sequence-classification": Task({"labels": "logits"}, _sequence_classification),
-    "token-classification": Task({"labels": "logits"}, _on_logits(losses.token_classification_loss)),
-    "question-answering": Task(
-        {"start_positions": "start_logits", "end_positions": "end_logits"}, _question_answering
+    Task(
+        "masked-lm", "ForMaskedLM", "fill-mask", {"labels": "logits"}, _on_logits(losses.masked_lm_loss),
+        usage_inputs=_FILL_MASK_INPUTS,
     ),
-    "multiple-choice": Task({"labels": "logits"}, _on_logits(losses.multiple_choice_loss)),
-}
+    Task(
+        "causal-lm", "ForCausalLM", "text-generation", {"labels": "logits"}, _on_logits(losses.causal_lm_loss),
+        usage_inputs='inputs = tokenizer(["Once upon a time"], return_tensors="tf")',
+        usage_outputs=(
+            "tokens = model.generate(**inputs, max_new_tokens=32)",
+            "print(tokenizer.decode(tokens[0], skip_special_tokens=True))",
+        ),
+        suffix_aliases=("LMHeadModel",),
+    ),
+    Task(
+        "sequence-classification", "ForSequenceClassification", "text-classification",
+        {"labels": "logits"}, _sequence_classification,
+        usage_outputs=(
+            "outputs = model(inputs)",
+            "predicted = int(outputs.logits.numpy().argmax(-1)[0])",
+            "print(model.config.id2label[predicted])",
+        ),
+    ),
+    Task(
+        "token-classification", "ForTokenClassification", "token-classification",
+        {"labels": "logits"}, _on_logits(losses.token_classification_loss),
+    ),
+    Task(
+        "question-answering", "ForQuestionAnswering", "question-answering",
+        {"start_positions": "start_logits", "end_positions": "end_logits"}, _question_answering,
+        usage_inputs='inputs = tokenizer(["Where is the Hub?"], ["The Hub is online."], return_tensors="tf")',
+    ),
+    Task(
+        "multiple-choice", "ForMultipleChoice", "multiple-choice",
+        {"labels": "logits"}, _on_logits(losses.multiple_choice_loss),
+        usage_inputs='inputs = tokenizer([["A first choice.", "A second choice."]], return_tensors="tf")',
+    ),
+)
+
+TASKS = {task.name: task for task in _REGISTRY}
+
+
+def task_of_architecture(architecture):
+    """The task of a PyTorch/tfformers class name (`"BertForMaskedLM"` -> masked-lm), by its suffix; None
+    when no registered suffix fits. The longest suffix wins (`...Model` is every class's last letters)."""
+    name = architecture.removeprefix("TF")
+    fitting = [
+        (len(suffix), task.name) for task in _REGISTRY for suffix in task.class_suffixes if name.endswith(suffix)
+    ]
+    return max(fitting)[1] if fitting else None

@@ -1,12 +1,7 @@
 """Building blocks shared by the architectures in `tfformers.models`."""
 
 from tfformers.layers.activations import get_activation
-from tfformers.layers.attention import (
-    attention_bias,
-    merge_heads,
-    scaled_dot_product_attention,
-    split_heads,
-)
+from tfformers.layers.attention import merge_heads, scaled_dot_product_attention, split_heads
 from tfformers.layers.core import (
     check_sequence_length,
     check_token_ids,
@@ -14,9 +9,11 @@ from tfformers.layers.core import (
     embedding,
     layer_norm,
 )
+from tfformers.layers.masks import attention_bias, causal_attention_bias
 
 __all__ = [
     "attention_bias",
+    "causal_attention_bias",
     "check_sequence_length",
     "check_token_ids",
     "dense",

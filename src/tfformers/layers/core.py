@@ -51,6 +51,16 @@ def dense(units, config, activation=None, use_bias=True):
     )
 
 
+@keras.saving.register_keras_serializable(package="tfformers")
+class Conv1D(keras.layers.Dense):
+    """A Dense layer whose checkpoint weight is stored [in, out] (GPT-2's `Conv1D`), Keras' own layout: the
+    key rule does not transpose it."""
+
+
+def conv1d(units, config):
+    return Conv1D(units, kernel_initializer=_initializer(config))
+
+
 def embedding(num_embeddings, dim, config):
     return keras.layers.Embedding(num_embeddings, dim, embeddings_initializer=_initializer(config))
 
@@ -93,3 +103,20 @@ def check_sequence_length(length, limit, name="input_ids"):
             "embeddings cover (max_position_embeddings in its config). Truncate the inputs, e.g. "
             f"tokenizer(..., truncation=True, max_length={limit})."
         )
+
+
+class RMSNorm(keras.layers.Layer):
+    """Root-mean-square normalization (Zhang & Sennrich, 2019) with a learned `weight`, computed in float32
+    and cast back, as transformers' LlamaRMSNorm / T5LayerNorm."""
+
+    def __init__(self, hidden_size, epsilon, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+        self.weight = self.add_weight(shape=(hidden_size,), initializer="ones", name="weight")
+
+    def call(self, hidden_states):
+        dtype = hidden_states.dtype
+        hidden_states = tf.cast(hidden_states, tf.float32)
+        variance = tf.reduce_mean(tf.square(hidden_states), axis=-1, keepdims=True)
+        hidden_states = tf.cast(hidden_states * tf.math.rsqrt(variance + self.epsilon), dtype)
+        return tf.cast(self.weight, dtype) * hidden_states

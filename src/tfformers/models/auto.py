@@ -2,8 +2,9 @@
 
 import importlib
 
+from tfformers.config import load_config
 from tfformers.errors import ConfigError
-from tfformers.modeling import load_config
+from tfformers.tasks import TASKS
 
 # model_type -> (module in tfformers.models, class-name stem)
 ARCHITECTURES = {
@@ -11,20 +12,13 @@ ARCHITECTURES = {
     "distilbert": ("distilbert", "DistilBert"),
     "roberta": ("roberta", "Roberta"),
     "xlm-roberta": ("roberta", "Roberta"),
+    "gpt2": ("gpt2", "GPT2"),
+    "llama": ("llama", "Llama"),
+    "mistral": ("mistral", "Mistral"),
+    "qwen2": ("qwen2", "Qwen2"),
 }
 
-# task -> class-name suffix, as in transformers (TFBertForMaskedLM, ...)
-TASK_SUFFIXES = {
-    "base": "Model",
-    "pretraining": "ForPreTraining",
-    "masked-lm": "ForMaskedLM",
-    "sequence-classification": "ForSequenceClassification",
-    "token-classification": "ForTokenClassification",
-    "question-answering": "ForQuestionAnswering",
-    "multiple-choice": "ForMultipleChoice",
-}
-
-_LOADING_OPTIONS = ("ignore_mismatched_sizes", "dtype", "output_loading_info")
+_LOADING_OPTIONS = ("ignore_mismatched_sizes", "dtype", "output_loading_info", "gguf_file")
 
 
 def model_class_for(config, task):
@@ -36,10 +30,11 @@ def model_class_for(config, task):
         )
     module_name, stem = ARCHITECTURES[model_type]
     module = importlib.import_module(f"tfformers.models.{module_name}")
-    class_name = f"TF{stem}{TASK_SUFFIXES[task]}"
-    if not hasattr(module, class_name):
-        raise ConfigError(f"model_type {model_type!r} has no {task} head in tfformers ({class_name}).")
-    return getattr(module, class_name)
+    names = [f"TF{stem}{suffix}" for suffix in TASKS[task].class_suffixes]
+    for name in names:
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise ConfigError(f"model_type {model_type!r} has no {task} head in tfformers ({names[0]}).")
 
 
 class _AutoModel:
@@ -67,7 +62,9 @@ class _AutoModel:
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
         loading = {name: kwargs.pop(name) for name in _LOADING_OPTIONS if name in kwargs}
-        config = load_config(pretrained_model_name_or_path, config, kwargs, **hub_kwargs)
+        config = load_config(
+            pretrained_model_name_or_path, config, kwargs, loading.get("gguf_file"), **hub_kwargs
+        )
         model_class = model_class_for(config, cls.task)
         return model_class.from_pretrained(
             pretrained_model_name_or_path, config=config, **hub_kwargs, **loading
@@ -91,6 +88,10 @@ class TFAutoModelForPreTraining(_AutoModel):
 
 class TFAutoModelForMaskedLM(_AutoModel):
     task = "masked-lm"
+
+
+class TFAutoModelForCausalLM(_AutoModel):
+    task = "causal-lm"
 
 
 class TFAutoModelForSequenceClassification(_AutoModel):

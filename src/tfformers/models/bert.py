@@ -21,15 +21,21 @@ from tfformers.layers import (
     scaled_dot_product_attention,
     split_heads,
 )
+from tfformers.layers.heads import (
+    classifier_dropout,
+    flatten_choices,
+    multiple_choice_output,
+    question_answering_output,
+    span_logits,
+    tied_logits,
+    token_classification_output,
+)
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
-    MultipleChoiceModelOutput,
     PreTrainingOutput,
-    QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
-    TokenClassifierOutput,
 )
 
 # ------------------------------------------------------------------------------------------ embeddings
@@ -260,9 +266,7 @@ class BertLMPredictionHead(keras.layers.Layer):
         self.bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="bias")
 
     def call(self, hidden_states, word_embeddings):
-        hidden_states = self.transform(hidden_states)
-        logits = tf.matmul(hidden_states, tf.cast(word_embeddings, hidden_states.dtype), transpose_b=True)
-        return logits + tf.cast(self.bias, logits.dtype)
+        return tied_logits(self.transform(hidden_states), word_embeddings, self.bias)
 
 
 class BertOnlyMLMHead(keras.layers.Layer):
@@ -284,20 +288,6 @@ class BertPreTrainingHeads(keras.layers.Layer):
         return self.predictions(sequence_output, word_embeddings), self.seq_relationship(pooled_output)
 
 
-def span_logits(config):
-    """Question answering's projection to (start, end) logits per token."""
-    if config.num_labels != 2:
-        raise ConfigError(
-            f"Question answering predicts start and end logits: num_labels must be 2, not {config.num_labels}."
-        )
-    return dense(config.num_labels, config)
-
-
-def classifier_dropout(config):
-    rate = getattr(config, "classifier_dropout", None)
-    return keras.layers.Dropout(config.hidden_dropout_prob if rate is None else rate)
-
-
 # ----------------------------------------------------------------------------------------------- models
 
 
@@ -306,17 +296,8 @@ class TFBertPreTrainedModel(TFPreTrainedModel):
     base_model_prefix = "bert"
     main_layer_class = BertMainLayer
 
-    def backbone(self, inputs, training, output_attentions, output_hidden_states):
-        return getattr(self, self.base_model_prefix)(
-            **inputs,
-            training=training,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-
-    @property
-    def word_embeddings(self):
-        return getattr(self, self.base_model_prefix).embeddings.word_embeddings.embeddings
+    def get_input_embeddings(self):
+        return getattr(self, self.base_model_prefix).embeddings.word_embeddings
 
 
 class TFBertModel(TFBertPreTrainedModel):
@@ -325,9 +306,6 @@ class TFBertModel(TFBertPreTrainedModel):
     def __init__(self, config, add_pooling_layer=True, **kwargs):
         super().__init__(config, **kwargs)
         self.bert = self.main_layer_class(config, add_pooling_layer=add_pooling_layer)
-
-    def forward(self, inputs, training, output_attentions, output_hidden_states):
-        return self.backbone(inputs, training, output_attentions, output_hidden_states)
 
 
 _TIED_LM_KEYS = {
@@ -405,11 +383,7 @@ class TFBertForTokenClassification(TFBertPreTrainedModel):
 
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
-        return TokenClassifierOutput(
-            logits=self.classifier(self.dropout(out.last_hidden_state, training=training)),
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
-        )
+        return token_classification_output(out, self.dropout, self.classifier, training)
 
 
 class TFBertForQuestionAnswering(TFBertPreTrainedModel):
@@ -422,24 +396,7 @@ class TFBertForQuestionAnswering(TFBertPreTrainedModel):
 
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
-        start_logits, end_logits = tf.unstack(self.qa_outputs(out.last_hidden_state), axis=-1)
-        return QuestionAnsweringModelOutput(
-            start_logits=start_logits,
-            end_logits=end_logits,
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
-        )
-
-
-def flatten_choices(inputs):
-    """[batch, choices, ...] inputs -> [batch * choices, ...], and the number of choices."""
-    first = inputs.get("input_ids", inputs.get("inputs_embeds"))
-    num_choices = first.shape[1] if first.shape[1] is not None else tf.shape(first)[1]
-    flat = {}
-    for name, value in inputs.items():
-        keep = 2 if name == "inputs_embeds" else 1
-        flat[name] = tf.reshape(value, tf.concat([[-1], tf.shape(value)[-keep:]], axis=0))
-    return flat, num_choices
+        return question_answering_output(out, self.qa_outputs)
 
 
 class TFBertForMultipleChoice(TFBertPreTrainedModel):
@@ -451,16 +408,8 @@ class TFBertForMultipleChoice(TFBertPreTrainedModel):
         self.dropout = classifier_dropout(config)
         self.classifier = dense(1, config)
 
-    @property
-    def dummy_inputs(self):
-        return {"input_ids": tf.constant([[[7, 6, 0, 1], [1, 2, 3, 0]]], dtype=tf.int32)}
-
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         flat, num_choices = flatten_choices(inputs)
         out = self.backbone(flat, training, output_attentions, output_hidden_states)
         logits = self.classifier(self.dropout(out.pooler_output, training=training))
-        return MultipleChoiceModelOutput(
-            logits=tf.reshape(logits, [-1, num_choices]),
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
-        )
+        return multiple_choice_output(out, logits, num_choices)

@@ -3,7 +3,7 @@
 Word + position embeddings, a stack of post-norm Transformer blocks, task heads. Attribute names equal
 PyTorch transformers' module names (`distilbert.transformer.layer.0.attention.q_lin`, `ffn.lin1`,
 `sa_layer_norm`, ...), and the configuration keeps DistilBERT's own names (`dim`, `hidden_dim`,
-`n_heads`, `n_layers`, `dropout`, `activation`). The stack loop and the model plumbing come from BERT.
+`n_heads`, `n_layers`, `dropout`, `activation`). The stack loop comes from BERT.
 """
 
 import keras
@@ -24,21 +24,17 @@ from tfformers.layers import (
     scaled_dot_product_attention,
     split_heads,
 )
-from tfformers.models.bert import (
-    BertEncoder,
-    TFBertForMultipleChoice,
-    TFBertForTokenClassification,
-    TFBertPreTrainedModel,
+from tfformers.layers.heads import (
     flatten_choices,
+    multiple_choice_output,
+    question_answering_output,
     span_logits,
+    tied_logits,
+    token_classification_output,
 )
-from tfformers.outputs import (
-    BaseModelOutput,
-    MaskedLMOutput,
-    MultipleChoiceModelOutput,
-    QuestionAnsweringModelOutput,
-    SequenceClassifierOutput,
-)
+from tfformers.modeling import TFPreTrainedModel
+from tfformers.models.bert import BertEncoder
+from tfformers.outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
 
 # DistilBERT's LayerNorms use a fixed epsilon; the config has no layer_norm_eps.
 LAYER_NORM_EPS = 1e-12
@@ -191,8 +187,7 @@ class VocabProjector(keras.layers.Layer):
         self.bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="bias")
 
     def call(self, hidden_states, word_embeddings):
-        logits = tf.matmul(hidden_states, tf.cast(word_embeddings, hidden_states.dtype), transpose_b=True)
-        return logits + tf.cast(self.bias, logits.dtype)
+        return tied_logits(hidden_states, word_embeddings, self.bias)
 
 
 def first_token_logits(model, sequence_output, training):
@@ -205,13 +200,14 @@ def first_token_logits(model, sequence_output, training):
 # ----------------------------------------------------------------------------------------------- models
 
 
-class TFDistilBertPreTrainedModel(TFBertPreTrainedModel):
-    """DistilBERT models share BERT's plumbing (`backbone`, `word_embeddings`), not its layers."""
-
+class TFDistilBertPreTrainedModel(TFPreTrainedModel):
     config_class = DistilBertConfig
     base_model_prefix = "distilbert"
     main_layer_class = DistilBertMainLayer
     input_names = ("input_ids", "attention_mask", "position_ids", "inputs_embeds")  # no token types
+
+    def get_input_embeddings(self):
+        return self.distilbert.embeddings.word_embeddings
 
 
 class TFDistilBertModel(TFDistilBertPreTrainedModel):
@@ -220,9 +216,6 @@ class TFDistilBertModel(TFDistilBertPreTrainedModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.distilbert = self.main_layer_class(config)
-
-    def forward(self, inputs, training, output_attentions, output_hidden_states):
-        return self.backbone(inputs, training, output_attentions, output_hidden_states)
 
 
 class TFDistilBertForMaskedLM(TFDistilBertPreTrainedModel):
@@ -279,7 +272,9 @@ class TFDistilBertForTokenClassification(TFDistilBertPreTrainedModel):
         self.dropout = keras.layers.Dropout(config.dropout)
         self.classifier = dense(config.num_labels, config)
 
-    forward = TFBertForTokenClassification.forward  # classifier(dropout(last_hidden_state))
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        out = self.backbone(inputs, training, output_attentions, output_hidden_states)
+        return token_classification_output(out, self.dropout, self.classifier, training)
 
 
 class TFDistilBertForQuestionAnswering(TFDistilBertPreTrainedModel):
@@ -293,19 +288,12 @@ class TFDistilBertForQuestionAnswering(TFDistilBertPreTrainedModel):
 
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
-        logits = self.qa_outputs(self.dropout(out.last_hidden_state, training=training))
-        start_logits, end_logits = tf.unstack(logits, axis=-1)
-        return QuestionAnsweringModelOutput(
-            start_logits=start_logits,
-            end_logits=end_logits,
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
-        )
+        hidden_states = self.dropout(out.last_hidden_state, training=training)
+        return question_answering_output(out, self.qa_outputs, hidden_states)
 
 
 class TFDistilBertForMultipleChoice(TFDistilBertPreTrainedModel):
     task = "multiple-choice"
-    dummy_inputs = TFBertForMultipleChoice.dummy_inputs  # [batch, choices, seq]
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -318,8 +306,4 @@ class TFDistilBertForMultipleChoice(TFDistilBertPreTrainedModel):
         flat, num_choices = flatten_choices(inputs)
         out = self.backbone(flat, training, output_attentions, output_hidden_states)
         logits = first_token_logits(self, out.last_hidden_state, training)
-        return MultipleChoiceModelOutput(
-            logits=tf.reshape(logits, [-1, num_choices]),
-            hidden_states=out.hidden_states,
-            attentions=out.attentions,
-        )
+        return multiple_choice_output(out, logits, num_choices)

@@ -15,16 +15,16 @@ from transformers import RobertaConfig, XLMRobertaConfig
 
 from tfformers.errors import ConfigError
 from tfformers.layers import dense, get_activation, layer_norm
-from tfformers.models.bert import (
-    BertEmbeddings,
-    BertMainLayer,
-    TFBertForMultipleChoice,
-    TFBertForQuestionAnswering,
-    TFBertForTokenClassification,
-    TFBertPreTrainedModel,
+from tfformers.layers.heads import (
     classifier_dropout,
+    flatten_choices,
+    multiple_choice_output,
+    question_answering_output,
     span_logits,
+    tied_logits,
+    token_classification_output,
 )
+from tfformers.models.bert import BertEmbeddings, BertMainLayer, TFBertPreTrainedModel
 from tfformers.outputs import MaskedLMOutput, SequenceClassifierOutput
 
 # ------------------------------------------------------------------------------------------ embeddings
@@ -74,9 +74,7 @@ class RobertaLMHead(keras.layers.Layer):
         self.bias = self.add_weight(shape=(config.vocab_size,), initializer="zeros", name="bias")
 
     def call(self, features, word_embeddings):
-        hidden_states = self.layer_norm(self.dense(features))
-        logits = tf.matmul(hidden_states, tf.cast(word_embeddings, hidden_states.dtype), transpose_b=True)
-        return logits + tf.cast(self.bias, logits.dtype)
+        return tied_logits(self.layer_norm(self.dense(features)), word_embeddings, self.bias)
 
 
 class RobertaClassificationHead(keras.layers.Layer):
@@ -123,9 +121,6 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
     def __init__(self, config, add_pooling_layer=True, **kwargs):
         super().__init__(config, **kwargs)
         self.roberta = self.main_layer_class(config, add_pooling_layer=add_pooling_layer)
-
-    def forward(self, inputs, training, output_attentions, output_hidden_states):
-        return self.backbone(inputs, training, output_attentions, output_hidden_states)
 
 
 class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
@@ -180,7 +175,9 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
         self.dropout = classifier_dropout(config)
         self.classifier = dense(config.num_labels, config)
 
-    forward = TFBertForTokenClassification.forward  # classifier(dropout(last_hidden_state))
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        out = self.backbone(inputs, training, output_attentions, output_hidden_states)
+        return token_classification_output(out, self.dropout, self.classifier, training)
 
 
 class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
@@ -191,12 +188,13 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
         self.roberta = self.main_layer_class(config, add_pooling_layer=False)
         self.qa_outputs = span_logits(config)
 
-    forward = TFBertForQuestionAnswering.forward  # start, end = qa_outputs(last_hidden_state)
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        out = self.backbone(inputs, training, output_attentions, output_hidden_states)
+        return question_answering_output(out, self.qa_outputs)
 
 
 class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
     task = "multiple-choice"
-    dummy_inputs = TFBertForMultipleChoice.dummy_inputs  # [batch, choices, seq]
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -204,4 +202,8 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)  # not classifier_dropout, as PyTorch
         self.classifier = dense(1, config)
 
-    forward = TFBertForMultipleChoice.forward  # classifier(dropout(pooler_output)), one logit per choice
+    def forward(self, inputs, training, output_attentions, output_hidden_states):
+        flat, num_choices = flatten_choices(inputs)
+        out = self.backbone(flat, training, output_attentions, output_hidden_states)
+        logits = self.classifier(self.dropout(out.pooler_output, training=training))
+        return multiple_choice_output(out, logits, num_choices)

@@ -1,0 +1,143 @@
+"""safetensors checkpoints: a lazy reader (single file or shards) and a sharding writer.
+
+Tensors are read with `safe_open`, one at a time, so shards are never all in memory. A reader gives
+`keys()`, `shape(key)`, `get(key)` and `file_of(key)`; `keys.load_parameters` takes any such reader.
+"""
+
+import json
+import os
+import re
+
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from tfformers.errors import CheckpointError
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+class SafetensorsReader:
+    """Lazy access to the tensors of one or more safetensors files, by key."""
+
+    def __init__(self, files):
+        self._files = {}
+        self._key_to_file = {}
+        for path in files:
+            try:
+                handle = safe_open(path, framework="np")
+            except (SafetensorError, OSError, ValueError) as error:
+                raise CheckpointError(
+                    f"Cannot read the safetensors file {path}: {error}. The file is truncated or corrupt; "
+                    "delete it (or its Hub cache entry) and download or save it again."
+                ) from None
+            self._files[path] = handle
+            for key in handle.keys():
+                self._key_to_file[key] = path
+        self._size_checked = set()
+
+    def keys(self):
+        return self._key_to_file.keys()
+
+    def file_of(self, key):
+        return self._key_to_file[key]
+
+    def shape(self, key):
+        return tuple(self._files[self._key_to_file[key]].get_slice(key).get_shape())
+
+    def get(self, key):
+        path = self._key_to_file[key]
+        try:
+            return self._files[path].get_tensor(key)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(
+                f"Cannot read tensor {key!r} from {path}: {error}. The file is corrupt; download or save "
+                "it again."
+            ) from None
+
+
+def checkpoint_files(resolve, source):
+    """Weight files of a checkpoint. `resolve(filename, required)` returns a local path or None.
+
+    Prefers `model.safetensors`, then a sharded index. PyTorch pickles are never loaded.
+    """
+    single = resolve(SAFE_WEIGHTS_NAME, required=False)
+    if single:
+        return [single]
+    index_path = resolve(SAFE_WEIGHTS_INDEX_NAME, required=False)
+    if index_path:
+        try:
+            with open(index_path) as handle:
+                weight_map = json.load(handle)["weight_map"]
+        except (OSError, ValueError, KeyError) as error:
+            raise CheckpointError(
+                f"The shard index {index_path} is not valid JSON with a 'weight_map': {error}."
+            ) from None
+        files = []
+        for shard in dict.fromkeys(weight_map.values()):
+            path = resolve(shard, required=False)
+            if path is None:
+                raise CheckpointError(
+                    f"Shard {shard!r} is listed in {SAFE_WEIGHTS_INDEX_NAME} of {source} but is missing. "
+                    "The checkpoint is incomplete: upload or copy every shard the index names."
+                )
+            files.append(path)
+        return files
+    for unsafe in ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5"):
+        if resolve(unsafe, required=False):
+            raise CheckpointError(
+                f"{source} has only {unsafe}, which tfformers does not load: PyTorch pickles can execute "
+                "arbitrary code when unpickled. Convert it to safetensors where you trust the file "
+                "(e.g. load it with PyTorch transformers and call save_pretrained(..., "
+                "safe_serialization=True)), or use a revision that has model.safetensors."
+            )
+    raise CheckpointError(
+        f"No weights found in {source}: expected {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}."
+    )
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(size):
+    """`"5GB"`, `"200MB"`, `"10MiB"` or a byte count -> bytes."""
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]I?B)\s*", str(size).upper())
+    if not match:
+        raise ValueError(f"max_shard_size={size!r} is not a size; use bytes or e.g. '5GB', '500MB'.")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def write_safetensors(state, directory, max_shard_size):
+    """Writes `state` ({key: array}) into `directory` as one file, or shards plus an index above
+    `max_shard_size`. Returns the written file names."""
+    limit = parse_size(max_shard_size)
+    shards, current, current_size = [], {}, 0
+    for key, array in state.items():
+        if current and current_size + array.nbytes > limit:
+            shards.append(current)
+            current, current_size = {}, 0
+        current[key] = array
+        current_size += array.nbytes
+    shards.append(current)
+
+    metadata = {"format": "pt"}
+    if len(shards) == 1:
+        save_file(shards[0], os.path.join(directory, SAFE_WEIGHTS_NAME), metadata=metadata)
+        return [SAFE_WEIGHTS_NAME]
+    names, weight_map = [], {}
+    for number, shard in enumerate(shards, start=1):
+        name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, os.path.join(directory, name), metadata=metadata)
+        names.append(name)
+        weight_map.update(dict.fromkeys(shard, name))
+    index = {"metadata": {"total_size": sum(a.nbytes for a in state.values())}, "weight_map": weight_map}
+    with open(os.path.join(directory, SAFE_WEIGHTS_INDEX_NAME), "w") as handle:
+        json.dump(index, handle, indent=2, sort_keys=True)
+    return names + [SAFE_WEIGHTS_INDEX_NAME]
