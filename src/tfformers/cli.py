@@ -1,7 +1,9 @@
-"""The `tfformers` command: fine-tune a text classifier, predict with it, push a model folder to the Hub.
+"""The `tfformers` command: fine-tune a text classifier, predict with it, generate text with a causal LM,
+push a model folder to the Hub.
 
     tfformers fine-tune MODEL --dataset news.csv --text-column text --label-column label -o out/
     tfformers predict out/ "Shares fell sharply" "The striker scored twice"
+    tfformers generate --model FOLDER --gguf-file model.gguf --chat "What is the capital of France?"
     tfformers push out/ my-name/news-classifier
 
 User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
@@ -16,13 +18,23 @@ import json
 import logging
 import os
 import sys
+import time
+
+import numpy as np
 
 from tfformers.errors import TFFormersError
 
 __all__ = ["main"]
 
+logger = logging.getLogger("tfformers")
+
 EXIT_USAGE = 2
 _FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+# generate's options passed to model.generate() under the same name when given (None: the checkpoint's
+# generation config decides); the sampling ones only act when the decoding samples
+_DECODING_OPTIONS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "min_p",
+                     "repetition_penalty", "num_beams")
+_SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "min_p")
 
 
 class UsageError(TFFormersError, ValueError):
@@ -32,24 +44,25 @@ class UsageError(TFFormersError, ValueError):
 # -------------------------------------------------------------------------------------------- arguments
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _argument_type(convert, valid, expected):
+    """An argparse `type`: `convert` the text, then check it with `valid`; errors say what was `expected`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = _argument_type(int, lambda value: value >= 1, "a positive integer")
+_positive_float = _argument_type(float, lambda value: value > 0, "a positive number")
+_non_negative_int = _argument_type(int, lambda value: value >= 0, "a whole number >= 0")
+_probability = _argument_type(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
 
 
 def _test_size(text):
@@ -75,6 +88,7 @@ def build_parser():
         "  tfformers fine-tune sentence-transformers/all-MiniLM-L6-v2 --dataset news.csv \\\n"
         "      --text-column text --label-column topic --epochs 1 -o out/news\n"
         "  tfformers predict out/news \"Shares fell sharply after the profit warning\"\n"
+        "  tfformers generate --model FOLDER --gguf-file model.gguf --chat \"What is the capital of France?\"\n"
         "  tfformers push out/news my-name/news-classifier\n\n"
         "Run 'tfformers COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -149,6 +163,53 @@ def build_parser():
     _add_common(pr)
     pr.set_defaults(run=_predict, parser=pr)
 
+    ge = commands.add_parser(
+        "generate",
+        help="generate text after prompts with a causal language model",
+        description="Continue each prompt (or answer it, with --chat) with a causal language model (GPT-2, "
+        "Llama, Mistral, Qwen2; safetensors or GGUF) and print only the generated text. The prompts run as "
+        "one left-padded batch through one XLA-compiled decoding program; compiling it is part of the first "
+        "call's time (--warmup times it apart). Decoding options default to the checkpoint's generation "
+        "config (else transformers' defaults: greedy, 20 new tokens).",
+    )
+    _add_model_argument(ge, "a local model folder, a Hub model id, or the path of a .gguf file")
+    ge.add_argument("texts", nargs="*", metavar="PROMPT", help="prompts to generate from")
+    ge.add_argument("-i", "--input", metavar="FILE", help="read prompts from FILE, one per line ('-': stdin)")
+    ge.add_argument("--gguf-file", metavar="NAME",
+                    help="a GGUF checkpoint in MODEL's folder or Hub repo: weights, config and tokenizer")
+    ge.add_argument("--chat", action="store_true",
+                    help="send each prompt as a user message through the tokenizer's chat template")
+    ge.add_argument("--system", metavar="TEXT", help="with --chat: a system message before each prompt")
+    ge.add_argument("--json", action="store_true",
+                    help="print one JSON object per prompt: prompt, completion, new_tokens")
+    ge.add_argument("--warmup", action="store_true",
+                    help="run the generation twice and time the second run: the compile time is reported "
+                    "apart, and tokens/s are the compiled program's own")
+    ge.add_argument("--tokenizer", metavar="PATH", help="tokenizer folder or Hub id (default: MODEL's)")
+    ge.add_argument("--revision", metavar="REV", help="branch, tag or commit of a Hub MODEL (default: main)")
+    ge.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
+    decoding = ge.add_argument_group("decoding (default: the checkpoint's generation config)")
+    decoding.add_argument("--max-new-tokens", type=_positive_int, metavar="N",
+                          help="tokens to generate at most per prompt (default: the generation config's, else 20)")
+    decoding.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=None,
+                          help="sample each token from the model's distribution instead of taking the most "
+                          "likely one (greedy)")
+    decoding.add_argument("--temperature", type=_positive_float, metavar="T",
+                          help="with sampling: divide the logits by T (< 1: more focused, > 1: more varied)")
+    decoding.add_argument("--top-k", type=_non_negative_int, metavar="K",
+                          help="with sampling: keep the K most likely tokens (0: all)")
+    decoding.add_argument("--top-p", type=_probability, metavar="P",
+                          help="with sampling: keep the most likely tokens whose probabilities add up to P")
+    decoding.add_argument("--min-p", type=_probability, metavar="M",
+                          help="with sampling: drop tokens less likely than M times the most likely one")
+    decoding.add_argument("--seed", type=int, metavar="S", help="seed of the sampling: the same seed, the same text")
+    decoding.add_argument("--repetition-penalty", type=_positive_float, metavar="R",
+                          help="penalize tokens already in the text (R > 1 discourages repeating them)")
+    decoding.add_argument("--num-beams", type=_positive_int, metavar="B",
+                          help="beam search over B candidate texts (1: no beam search)")
+    _add_common(ge)
+    ge.set_defaults(run=_generate, parser=ge)
+
     pu = commands.add_parser(
         "push",
         help="upload a saved model folder to the Hub",
@@ -170,10 +231,11 @@ def _add_model_argument(parser, help):
 
 
 def _resolve_model(args):
-    """MODEL comes as the first argument or as --model (then, for predict, every argument is a text)."""
+    """MODEL comes as the first argument or as --model (then, for predict and generate, every argument is a
+    text)."""
     if args.model_option:
         if args.model is not None:
-            if args.command == "predict":
+            if hasattr(args, "texts"):
                 args.texts = [args.model, *args.texts]
             elif args.model != args.model_option:
                 args.parser.error(f"MODEL given twice: {args.model!r} and --model {args.model_option!r}")
@@ -256,11 +318,11 @@ def _check_column(dataset, name, option, spec):
         )
 
 
-def _load_tokenizer(name, token=None):
+def _load_tokenizer(name, token=None, **kwargs):
     from tfformers.tokenization import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name, token=token)
+        return AutoTokenizer.from_pretrained(name, token=token, **kwargs)
     except TFFormersError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -355,7 +417,7 @@ def _model_exists(name, token):
 
 def _predict(args):
     from tfformers import finetune
-    from tfformers.modeling import load_config
+    from tfformers.config import load_config
     from tfformers.models.auto import TFAutoModelForSequenceClassification
 
     texts = list(args.texts)
@@ -394,6 +456,177 @@ def _read_lines(path):
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"cannot read {path!r} (--input): {_one_line(error)}") from None
     return [line for line in lines if line.strip()]
+
+
+def _generate(args):
+    prompts = _prompts(args)
+    if args.system is not None and not args.chat:
+        raise UsageError("--system needs --chat: a system message is part of a chat conversation.")
+    source, gguf_file = _model_source(args)
+    name = _model_name(source, gguf_file)
+    tokenizer = _generation_tokenizer(args, source, gguf_file)
+    tokenizer_name = f"the tokenizer {args.tokenizer!r}" if args.tokenizer else f"the tokenizer of {name}"
+    if args.chat:
+        batch = _encode_chat(tokenizer, prompts, args.system, tokenizer_name)
+    else:
+        batch = _encode_prompts(tokenizer, prompts, tokenizer_name)
+    model = _load_causal_lm(source, gguf_file, name, args)
+    options = _decoding_options(args, model, name)
+
+    def run():
+        return model.generate(batch["input_ids"], attention_mask=batch["attention_mask"], **options)
+
+    first_seconds, sequences = _timed(run)
+    seconds = first_seconds
+    if args.warmup:
+        seconds, sequences = _timed(run)
+    new_ids = np.asarray(sequences)[:, batch["input_ids"].shape[1]:]  # [prompts, steps]: the generated part
+    counts = _generated_counts(new_ids, model.generation_config.eos_token_id)
+    logger.info(_speed_report(counts, seconds, first_seconds if args.warmup else None))
+    completions = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    for i, (prompt, completion, count) in enumerate(zip(prompts, completions, counts)):
+        if args.json:
+            print(json.dumps({"prompt": prompt, "completion": completion, "new_tokens": count}, ensure_ascii=False))
+        else:
+            print(completion if i == 0 else f"\n{completion}")  # a blank line between completions
+    return 0
+
+
+def _prompts(args):
+    prompts = list(args.texts)
+    if args.input:
+        prompts += _read_lines(args.input)
+    if not prompts:
+        raise UsageError("no prompt: give prompts as arguments or a file with --input.")
+    for number, prompt in enumerate(prompts, 1):
+        if not prompt.strip():
+            raise UsageError(f"prompt {number} is empty; give some text to generate from.")
+    return prompts
+
+
+def _model_source(args):
+    """(folder or Hub repo, GGUF file name or None). MODEL may also be the path of a .gguf file."""
+    if args.gguf_file is None and args.model.endswith(".gguf") and os.path.isfile(args.model):
+        return os.path.split(os.path.abspath(args.model))
+    if args.gguf_file is None and os.path.isdir(args.model):
+        if not os.path.isfile(os.path.join(args.model, "config.json")):
+            checkpoints = sorted(f for f in os.listdir(args.model) if f.endswith(".gguf"))
+            if checkpoints:
+                raise UsageError(
+                    f"{args.model!r} has no config.json but holds GGUF checkpoints ({', '.join(checkpoints)}); "
+                    "choose one with --gguf-file."
+                )
+    return args.model, args.gguf_file
+
+
+def _model_name(source, gguf_file):
+    return repr(source) if gguf_file is None else repr(f"{source}/{gguf_file}")
+
+
+def _generation_tokenizer(args, source, gguf_file):
+    """The tokenizer, set to pad on the left: generation continues after the last token of every row."""
+    from tfformers import hub
+
+    # a missing model is reported as such, not as a tokenizer error
+    hub.resolve_file(source, gguf_file or "config.json", revision=args.revision, token=args.token)
+    if args.tokenizer:
+        tokenizer = _load_tokenizer(args.tokenizer, args.token)
+    else:
+        tokenizer = _load_tokenizer(source, args.token, gguf_file=gguf_file, revision=args.revision)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 defines no pad token; the attention mask hides it
+    return tokenizer
+
+
+def _check_can_pad(tokenizer, prompts, tokenizer_name):
+    if len(prompts) > 1 and tokenizer.pad_token is None:
+        raise UsageError(
+            f"{tokenizer_name} has neither a pad nor an end-of-text token, so {len(prompts)} prompts "
+            "cannot be batched; give one prompt at a time."
+        )
+
+
+def _encode_prompts(tokenizer, prompts, tokenizer_name):
+    """{input_ids, attention_mask}: int arrays [prompts, longest], left-padded."""
+    _check_can_pad(tokenizer, prompts, tokenizer_name)
+    return tokenizer(prompts, padding=True, return_tensors="np")
+
+
+def _encode_chat(tokenizer, prompts, system, tokenizer_name):
+    """Each prompt as a user message (after the system message, if any) in the chat template, ending with
+    the assistant's turn; {input_ids, attention_mask} [prompts, longest], left-padded."""
+    from jinja2 import TemplateError
+
+    if not tokenizer.chat_template:
+        raise UsageError(
+            f"{tokenizer_name} has no chat template, so --chat cannot format the prompts; drop --chat "
+            "and write each prompt in the model's own format."
+        )
+    _check_can_pad(tokenizer, prompts, tokenizer_name)
+    head = [] if system is None else [{"role": "system", "content": system}]
+    conversations = [[*head, {"role": "user", "content": prompt}] for prompt in prompts]
+    try:
+        return tokenizer.apply_chat_template(conversations, add_generation_prompt=True, padding=True,
+                                             return_tensors="np", return_dict=True)
+    except TemplateError as error:
+        message = f"the chat template ({tokenizer_name}) refused the conversation: {_one_line(error)}"
+        raise UsageError(message) from None
+
+
+def _load_causal_lm(source, gguf_file, name, args):
+    from tfformers.errors import ConfigError
+    from tfformers.models.auto import TFAutoModelForCausalLM
+
+    try:
+        return TFAutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, revision=args.revision,
+                                                      token=args.token)
+    except ConfigError as error:
+        raise UsageError(f"cannot load {name} as a causal language model: {_one_line(error)}") from None
+
+
+def _decoding_options(args, model, name):
+    """generate()'s keyword arguments from the options given; sampling options without sampling are refused
+    (transformers would only warn that it ignores them)."""
+    options = {option: getattr(args, option) for option in _DECODING_OPTIONS if getattr(args, option) is not None}
+    samples = args.do_sample if args.do_sample is not None else model.generation_config.do_sample
+    ignored = ["--" + option.replace("_", "-") for option in _SAMPLING_OPTIONS if option in options]
+    if ignored and not samples:
+        why = "--no-do-sample was given" if args.do_sample is False else f"{name} decodes greedily by default"
+        verb = "acts" if len(ignored) == 1 else "act"
+        raise UsageError(f"{', '.join(ignored)} only {verb} when sampling, and {why}: add --do-sample.")
+    if args.seed is not None:
+        options["seed"] = args.seed
+    return options
+
+
+def _timed(function):
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def _generated_counts(new_ids, eos_token_id):
+    """Tokens each row generated, up to and including its first end-of-sequence token (rows that finish
+    early are padded until the longest one ends); `new_ids` is [rows, steps]."""
+    eos = [] if eos_token_id is None else np.atleast_1d(eos_token_id)
+    counts = []
+    for row in new_ids:
+        ends = np.flatnonzero(np.isin(row, eos))
+        counts.append(int(ends[0]) + 1 if ends.size else len(row))
+    return counts
+
+
+def _speed_report(counts, seconds, first_seconds=None):
+    """One line: tokens generated, seconds, tokens/s; the compilation (the first call's extra time) apart
+    when a second call was timed."""
+    tokens, rows = sum(counts), len(counts)
+    line = (f"generated {tokens} tokens for {rows} prompt{'s' if rows > 1 else ''} in {seconds:.1f} s "
+            f"({tokens / seconds:.1f} tokens/s)")
+    if first_seconds is None:
+        return line + ", including the XLA compilation of the decoding program (--warmup times it apart)"
+    compilation = first_seconds - seconds
+    return f"{line}; XLA compilation {compilation:.1f} s (the first, identical call took {first_seconds:.1f} s)"
 
 
 def _push(args):
@@ -454,7 +687,11 @@ def main(argv=None):
     """Runs the `tfformers` command; returns the exit status (0 ok, 2 bad arguments or user error)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and hasattr(args, "texts") and not any(arg.startswith("-") for arg in extra):
+            args.texts += extra  # texts after an option: argparse fills the positionals only once
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if hasattr(args, "model_option"):
             _resolve_model(args)
     except SystemExit as exit_:  # --help, --version, or an argparse error (already printed)
