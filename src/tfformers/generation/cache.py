@@ -5,9 +5,11 @@ A decoder knows the cache through two calls only: `update(layer_idx, key, value)
 Shapes never change, so the generation loop is one XLA program and the write is an in-place
 `DynamicUpdateSlice` of the loop-carried buffer.
 
-keys[i], values[i]: [batch, kv_heads, max_length, head_dim]. `position` (scalar int32) is the slot the next
-token goes to; slots at and after it hold zeros or stale values that the causal mask never lets a query
-see.
+keys[i], values[i]: [batch * kv_heads, max_length, head_dim], the flat layout
+`layers.attention.scaled_dot_product_attention` reads without reshaping (a [batch, kv_heads, ...] view of
+the updated buffer makes XLA copy the whole cache on every step). `position` (scalar int32) is the slot the
+next token goes to; slots at and after it hold zeros or stale values that the causal mask never lets a
+query see.
 """
 
 import tensorflow as tf
@@ -23,30 +25,32 @@ def dynamic_update_slice(buffer, update, start):
 
 
 class StaticCache:
-    def __init__(self, keys, values, position=0):
+    def __init__(self, keys, values, position=0, kv_heads=1):
         self.keys = list(keys)
         self.values = list(values)
         self.position = tf.convert_to_tensor(position, tf.int32)
+        self.kv_heads = kv_heads
 
     @classmethod
     def allocate(cls, config, batch_size, max_length, dtype=tf.float32):
-        """Zeros for `config.num_hidden_layers` layers of [batch, kv_heads, max_length, head_dim]."""
+        """Zeros for `config.num_hidden_layers` layers of [batch * kv_heads, max_length, head_dim]."""
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-        shape = [batch_size, kv_heads, max_length, head_dim_of(config)]
+        shape = [batch_size * kv_heads, max_length, head_dim_of(config)]
         layers = range(config.num_hidden_layers)
-        return cls([tf.zeros(shape, dtype) for _ in layers], [tf.zeros(shape, dtype) for _ in layers])
+        return cls([tf.zeros(shape, dtype) for _ in layers], [tf.zeros(shape, dtype) for _ in layers],
+                   kv_heads=kv_heads)
 
     @property
     def max_length(self):
-        return self.keys[0].shape[2]
+        return self.keys[0].shape[1]
 
     def update(self, layer_idx, key, value):
         """Writes key, value [batch, kv_heads, new, head_dim] at slots position .. position + new - 1 and
-        returns the layer's whole keys and values [batch, kv_heads, max_length, head_dim]."""
-        start = [0, 0, self.position, 0]
+        returns the layer's whole keys and values, flat: [batch * kv_heads, max_length, head_dim]."""
+        start = [0, self.position, 0]
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        self.keys[layer_idx] = dynamic_update_slice(keys, tf.cast(key, keys.dtype), start)
-        self.values[layer_idx] = dynamic_update_slice(values, tf.cast(value, values.dtype), start)
+        self.keys[layer_idx] = dynamic_update_slice(keys, _flat(key, keys.dtype), start)
+        self.values[layer_idx] = dynamic_update_slice(values, _flat(value, values.dtype), start)
         return self.keys[layer_idx], self.values[layer_idx]
 
     def advance(self, steps):
@@ -58,15 +62,21 @@ class StaticCache:
         return self.position + tf.range(steps)
 
     def reorder(self, indices):
-        """Keeps rows `indices` [batch] of every layer (beam search follows its surviving beams)."""
-        self.keys = [tf.gather(k, indices) for k in self.keys]
-        self.values = [tf.gather(v, indices) for v in self.values]
+        """Keeps sequences `indices` [batch] of every layer (beam search follows its surviving beams)."""
+        rows = tf.reshape(indices[:, None] * self.kv_heads + tf.range(self.kv_heads)[None, :], [-1])
+        self.keys = [tf.gather(k, rows) for k in self.keys]
+        self.values = [tf.gather(v, rows) for v in self.values]
 
     # The loop carries the cache as plain tensors.
     def to_state(self):
         return (tuple(self.keys), tuple(self.values), self.position)
 
     @classmethod
-    def from_state(cls, state):
+    def from_state(cls, state, kv_heads):
         keys, values, position = state
-        return cls(keys, values, position)
+        return cls(keys, values, position, kv_heads)
+
+
+def _flat(x, dtype):
+    """[batch, kv_heads, new, head_dim] -> [batch * kv_heads, new, head_dim] in `dtype`."""
+    return tf.reshape(tf.cast(x, dtype), tf.concat([[-1], tf.shape(x)[2:]], axis=0))

@@ -199,15 +199,15 @@ class GenerationMixin:
         )
         return {"sequences": tokens, "steps": steps, "scores": scores, "logits": raw}
 
-    def _compiled(self, config, new_tokens, eos, pad):
-        """The XLA-compiled decoding function for these static options (tf.function retraces, and XLA
-        compiles, once per new input shape)."""
+    def _compiled(self, config, new_tokens, eos, pad, shape):
+        """The XLA-compiled decoding function for these static options and prompt `shape` [rows, bucket]:
+        one tf.function each, traced and compiled once."""
         key_config = copy.deepcopy(config)
         if config.forced_eos_token_id is None and config.exponential_decay_length_penalty is None:
             # nothing else reads max_length (prompt + new tokens): every prompt length of a bucket shares
             # the program; the two options that read it compile once per prompt length
             key_config.max_length = None
-        key = (key_config.to_json_string(use_diff=False), new_tokens, tuple(eos or ()), pad)
+        key = (key_config.to_json_string(use_diff=False), new_tokens, tuple(eos or ()), pad, shape)
         functions = self.__dict__.setdefault("_tfformers_generate_functions", {})
         if key not in functions:
             def run(input_ids, attention_mask, start, seed):
@@ -234,7 +234,7 @@ class GenerationMixin:
         mask = np.pad(attention_mask, [[0, 0], [start, 0]], constant_values=0)
         rows = config.num_beams if config.num_beams > 1 else config.num_return_sequences
         ids, mask = np.repeat(ids, rows, axis=0), np.repeat(mask, rows, axis=0)
-        run = self._compiled(config, new_tokens, eos, pad)
+        run = self._compiled(config, new_tokens, eos, pad, ids.shape)
         result = run(tf.constant(ids), tf.constant(mask), tf.constant(start, tf.int32), _seed(seed))
         return _outputs(result, config, start, prompt_length)
 

@@ -52,14 +52,18 @@ class _Decoding:
         cache = StaticCache.allocate(model.config, rows, self.total, model.compute_dtype)
         self.first_logits = step(prompt.input_ids, self.mask, positions, cache)
         self.cache_state = cache.to_state()
+        self.kv_heads = cache.kv_heads
         self.step = step
+
+    def cache(self, state):
+        return StaticCache.from_state(state, self.kv_heads)
 
     def history(self, tokens, t):
         return History(tokens, self.mask, self.start, tf.constant(self.prompt_length), self.prompt_length + t)
 
     def forward(self, next_tokens, t, cache_state):
         """Runs generated token t [rows] through the model; (next logits, new cache state)."""
-        cache = StaticCache.from_state(cache_state)
+        cache = self.cache(cache_state)
         logits = self.step(next_tokens[:, None], self.mask, self.next_position + t, cache)
         return logits, cache.to_state()
 
@@ -217,7 +221,7 @@ def beam_search_loop(model, step, prompt, *, new_tokens, num_beams, processor, p
         is_finished = _gather_beams(tf.concat([is_finished, just_finished], axis=1), best)
 
         # the cache follows the surviving beams; then the new last tokens go through the model
-        cache = StaticCache.from_state(cache_state)
+        cache = run.cache(cache_state)
         cache.reorder(tf.reshape(running_indices[:, :, t], [-1]))
         heuristic_open = _early_stop_heuristic(
             heuristic_open, running_scores, finished_scores, is_finished, cur_len + 1, total, prompt_length,

@@ -21,35 +21,44 @@ def merge_heads(x):
 def scaled_dot_product_attention(query, key, value, bias=None, dropout=None, training=False, scale=None):
     """softmax(q k^T * scale + bias) v, with scale 1/sqrt(head_dim) unless given.
 
-    query: [batch, heads, q_len, head_dim]; key, value: [batch, kv_heads, k_len, head_dim], where heads is
-    a multiple of kv_heads (grouped-query attention: each key/value head serves heads / kv_heads query
-    heads, without copying the keys). bias: broadcastable to [batch, heads, q_len, k_len].
+    query: [batch, heads, q_len, head_dim]. key, value: [batch, kv_heads, k_len, head_dim], or flattened
+    [batch * kv_heads, k_len, head_dim] as the static KV cache stores them (so the cache feeds the
+    matmuls as it is: reshaping it would make XLA copy it on every decoding step). heads is a multiple of
+    kv_heads (grouped-query attention: each key/value head serves heads / kv_heads query heads, without
+    copying the keys). bias: broadcastable to [batch, heads, q_len, k_len].
     Returns (context [batch, heads, q_len, head_dim], probabilities [batch, heads, q_len, k_len]).
     The softmax runs in float32 so half-precision policies neither overflow nor lose the mask.
     """
     scale = float(query.shape[-1]) ** -0.5 if scale is None else scale
     query = query * tf.cast(scale, query.dtype)
-    heads, kv_heads = query.shape[1], key.shape[1]
-    if heads == kv_heads:
+    if key.shape.rank == 4 and key.shape[1] == query.shape[1]:  # one key/value head per query head
         scores = tf.matmul(query, key, transpose_b=True)
-    else:  # [batch, kv_heads, groups, q_len, head_dim] against [batch, kv_heads, k_len, head_dim]
-        grouped = tf.reshape(query, _grouped_shape(query, kv_heads))
-        scores = tf.einsum("bkgqd,bksd->bkgqs", grouped, key)
-        scores = tf.reshape(scores, tf.concat([tf.shape(query)[:3], tf.shape(key)[2:3]], axis=0))
-    scores = tf.cast(scores, tf.float32)
-    if bias is not None:
-        scores += tf.cast(bias, tf.float32)
-    probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+    else:
+        key = _flat(key)
+        scores = tf.matmul(_rows(query, key), key, transpose_b=True)  # [batch * kv_heads, groups * q_len, k_len]
+        scores = tf.reshape(scores, tf.concat([tf.shape(query)[:3], tf.shape(key)[1:2]], axis=0))
+    probs = tf.nn.softmax(_add_bias(scores, bias), axis=-1)
+    probs = tf.cast(probs, value.dtype)
     if dropout is not None:
         probs = dropout(probs, training=training)
-    if heads == kv_heads:
+    if value.shape.rank == 4 and value.shape[1] == query.shape[1]:
         return tf.matmul(probs, value), probs
-    grouped = tf.reshape(probs, _grouped_shape(probs, kv_heads))
-    context = tf.einsum("bkgqs,bksd->bkgqd", grouped, value)
-    return tf.reshape(context, tf.concat([tf.shape(probs)[:3], tf.shape(value)[3:]], axis=0)), probs
+    value = _flat(value)
+    context = tf.matmul(_rows(probs, value), value)  # [batch * kv_heads, groups * q_len, head_dim]
+    return tf.reshape(context, tf.concat([tf.shape(probs)[:3], tf.shape(value)[2:]], axis=0)), probs
 
 
-def _grouped_shape(x, kv_heads):
-    """[batch, heads, q, last] -> the shape [batch, kv_heads, heads / kv_heads, q, last]."""
-    shape = tf.shape(x)
-    return tf.stack([shape[0], kv_heads, x.shape[1] // kv_heads, shape[2], shape[3]])
+def _flat(x):
+    """[batch, kv_heads, k_len, head_dim] -> [batch * kv_heads, k_len, head_dim] (flat ones as they are)."""
+    return x if x.shape.rank == 3 else tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
+
+
+def _rows(x, flat_kv):
+    """[batch, heads, q_len, last] -> [batch * kv_heads, groups * q_len, last]: each row holds the query
+    heads one key/value head serves (heads are kv_head-major, as transformers' repeat_kv orders them)."""
+    return tf.reshape(x, tf.stack([tf.shape(flat_kv)[0], -1, tf.shape(x)[-1]]))
+
+
+def _add_bias(scores, bias):
+    scores = tf.cast(scores, tf.float32)
+    return scores if bias is None else scores + tf.cast(bias, tf.float32)

@@ -20,7 +20,10 @@ from tfformers.outputs import (
 def tied_logits(hidden_states, embeddings, bias=None):
     """Vocabulary logits through the word-embedding matrix: [batch, seq, hidden] x [vocab, hidden]^T
     (+ bias [vocab]) -> [batch, seq, vocab], in the hidden states' dtype."""
-    logits = tf.matmul(hidden_states, tf.cast(embeddings, hidden_states.dtype), transpose_b=True)
+    # as a 2-D product: XLA streams the [vocab, hidden] matrix faster than through a batched matmul
+    flat = tf.reshape(hidden_states, [-1, hidden_states.shape[-1]])
+    logits = tf.matmul(flat, tf.cast(embeddings, flat.dtype), transpose_b=True)
+    logits = tf.reshape(logits, tf.concat([tf.shape(hidden_states)[:-1], tf.shape(logits)[-1:]], axis=0))
     return logits if bias is None else logits + tf.cast(bias, logits.dtype)
 
 
