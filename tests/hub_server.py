@@ -13,6 +13,8 @@ Failure injection for tests (each flag resets itself after one use):
 - ``hub.fail_next_commit = True``: the next commit is processed half-way, then answered with HTTP 500;
 - ``hub.drop_next_commit = True``: the connection is dropped while the next commit's body is being read;
 - ``hub.drop_next_download = True``: the next file GET sends half of the body, then drops the connection;
+- ``hub.fail_next_file_request = 503`` (any status) or ``"drop"``: the next file HEAD or GET is answered with
+  that status, or its connection is closed without an answer;
 - ``hub.lfs_threshold = N``: preupload answers ``"lfs"`` for files of N bytes or more (None: all "regular").
 
 ``hub.requests`` records every request (method, path, headers) for assertions.
@@ -177,6 +179,7 @@ class LocalHub:
         self.fail_next_commit = False
         self.drop_next_commit = False
         self.drop_next_download = False
+        self.fail_next_file_request: int | str | None = None
         self.lfs_threshold: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -651,6 +654,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -------------------------------------------------------------- downloads
     def _resolve_file(self, repo_type: str, repo_id: str, revision: str, path: str) -> None:
+        failure, self.hub.fail_next_file_request = self.hub.fail_next_file_request, None
+        if failure == "drop":
+            self._drop()
+        if failure is not None:
+            raise _HttpError(failure, f"Injected failure (HTTP {failure})")
         repo = self._repo(repo_type, repo_id)
         with self.hub._lock:
             sha = self._resolve(repo, revision)

@@ -253,3 +253,36 @@ def test_push_folder_with_card_adds_a_card_only_where_there_is_none(pushed, hub,
     sharing.push_folder_with_card(folder, hub_repo_id, commit_message="no card in the folder")
     assert hub.commits(hub_repo_id)[0].title == "no card in the folder"
     assert hub.files(hub_repo_id)["README.md"] == b"# My own card\n", "a person's card on the Hub is kept"
+
+
+# ----------------------------------------------------------------------- the card check must reach the Hub
+PERSONS_CARD = b"# Written by a person\n\nNot to be replaced by a generated card.\n"
+
+
+@pytest.mark.parametrize("failure", [503, "drop", "refused"])
+def test_a_card_check_that_cannot_reach_the_hub_stops_the_push(pushed, hub, hub_repo_id, monkeypatch, failure):
+    hub.create_repo_with_files(hub_repo_id, {"README.md": PERSONS_CARD})
+    before = hub.commits(hub_repo_id)
+    if failure == "refused":  # file requests go to a closed port; the commit API would still answer
+        from huggingface_hub import constants
+
+        template = constants.HUGGINGFACE_CO_URL_TEMPLATE.replace(hub.url, f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+    else:
+        hub.fail_next_file_request = failure
+    with pytest.raises(HubError, match="Could not check whether") as error:
+        pushed.model.push_to_hub(hub_repo_id)
+    assert hub.fail_next_file_request is None, "the injected failure happened"
+    assert hub_repo_id in str(error.value) and "README.md" in str(error.value)
+    assert "Nothing was pushed" in str(error.value) and "model_card=False" in str(error.value)
+    assert hub.commits(hub_repo_id) == before
+    assert hub.files(hub_repo_id)["README.md"] == PERSONS_CARD
+
+
+def test_a_repo_without_a_card_gets_the_generated_one(pushed, hub, hub_repo_id):
+    hub.create_repo_with_files(hub_repo_id, {"notes.txt": b"no card here\n"})  # the Hub answers 404 for README.md
+    pushed.model.push_to_hub(hub_repo_id)
+    card = hub.files(hub_repo_id)["README.md"].decode()
+    assert tfformers.modelcard.is_generated_card(card)
+    assert ModelCard(card).data.library_name == "tfformers"
+    assert any(r.method == "HEAD" and r.path.endswith("/README.md") and r.status == 404 for r in hub.requests)

@@ -11,7 +11,9 @@ What a push uploads (the folder `save_pretrained` writes, plus a card):
 
 Cards: a card passed as `model_card=` is uploaded as given; a `README.md` already in the repo that a person
 wrote (it lacks `modelcard.GENERATED_MARKER`) is kept; otherwise a card is generated from the model and
-its training history (`tfformers.modelcard`) and replaces the previous generated one.
+its training history (`tfformers.modelcard`) and replaces the previous generated one. When the Hub cannot
+say whether the repo has a card (connection refused, timeout, HTTP 5xx), the push stops with a HubError
+rather than risk replacing a person's card.
 
 Checkpoints (`PushToHubCallback(checkpoint=True)`, `save_checkpoint`, `load_repo_checkpoint`) live in the
 repo's `checkpoint/` folder, never pickled:
@@ -39,8 +41,8 @@ from concurrent.futures import Future
 
 import keras
 import numpy as np
-from huggingface_hub import ModelCard
-from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub import ModelCard, constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
@@ -212,25 +214,43 @@ def _card_to_write(folder, repo_id, model_card, generate, *, token, revision):
 
 
 def remote_card(repo_id: str, *, revision: str | None = None, token=None) -> str | None:
-    """The README.md text of `repo_id` at `revision` (a new branch starts from main), or None if the repo,
-    or the card, does not exist."""
+    """The README.md text of `repo_id` at `revision` (a new branch starts from main), or None when the Hub
+    answers that the repo or the card does not exist.
+
+    Any other outcome (connection refused, timeout, HTTP 5xx) raises `HubError`: a push must never replace
+    a card a person wrote because the Hub could not be asked. The check asks the Hub itself (a HEAD request),
+    never the local cache, which may hold an older card or none.
+    """
     for rev in dict.fromkeys([revision, None]):
         try:
-            path = hub.resolve_file(repo_id, CARD_NAME, revision=rev, token=token, required=False)
-        except HubError as error:
-            cause = error.__cause__
-            if isinstance(cause, RevisionNotFoundError) and rev is not None:
+            metadata = get_hf_file_metadata(hf_hub_url(repo_id, CARD_NAME, revision=rev), token=token)
+        except RevisionNotFoundError:
+            if rev is not None:
                 continue
-            if isinstance(cause, RepositoryNotFoundError) and type(cause).__name__ == "RepositoryNotFoundError":
-                return None  # a new repo (a gated one is a subclass, and an error)
-            if getattr(getattr(cause, "response", None), "status_code", None) in (401, 403):
-                raise hub.push_error(cause, repo_id, revision) from cause  # the push would be refused too
-            raise
-        if path is None:
             return None
+        except EntryNotFoundError:
+            return None
+        except RepositoryNotFoundError as error:
+            if type(error) is RepositoryNotFoundError:
+                return None  # a new repo (a gated one is a subclass, and an error)
+            raise hub.push_error(error, repo_id, revision) from error
+        except Exception as error:  # noqa: BLE001 - whatever the cause, the card could not be seen
+            if getattr(getattr(error, "response", None), "status_code", None) in (401, 403):
+                raise hub.push_error(error, repo_id, revision) from error  # the push would be refused too
+            raise _card_check_error(error, repo_id, rev) from error
+        path = hub.resolve_file(repo_id, CARD_NAME, revision=metadata.commit_hash or rev, token=token)
         with open(path, encoding="utf-8") as f:
             return f.read()
     return None
+
+
+def _card_check_error(error, repo_id, revision) -> HubError:
+    return HubError(
+        f"Could not check whether '{repo_id}' (revision '{revision or 'main'}') on {constants.ENDPOINT} "
+        f"already has a model card (README.md): {type(error).__name__}: {error}. Nothing was pushed, so a card "
+        "written by a person is not replaced by a generated one. Push again when the Hub answers, or pass "
+        "model_card=False to keep the Hub's card, or model_card=<text> to upload yours."
+    )
 
 
 # ========================================================================================== checkpoints
@@ -320,7 +340,9 @@ def save_checkpoint(model, folder, *, epoch: int, history=None, max_shard_size: 
         "keras_version": keras.__version__,
     }
     target = os.path.join(os.fspath(folder), CHECKPOINT_DIR)
-    with atomic_directory(target, replaced=lambda name: True) as staging:
+    # The checkpoint folder is ours: a file this save does not write (an earlier save's shard) is stale.
+    last = (checkpoint.SAFE_WEIGHTS_INDEX_NAME, TRAINER_STATE_NAME)  # trainer_state.json is read first
+    with atomic_directory(target, replaced=lambda name: True, last=last) as staging:
         checkpoint.write_safetensors(weights, staging, max_shard_size)
         save_file(slots, os.path.join(staging, OPTIMIZER_STATE_NAME), metadata={"format": CHECKPOINT_FORMAT})
         with open(os.path.join(staging, TRAINER_STATE_NAME), "w") as f:
