@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from tfformers import (
     TFAutoModel,
     TFAutoModelForCausalLM,
     TFAutoModelForSequenceClassification,
+    TFPreTrainedModel,
     cli,
 )
 
@@ -76,9 +78,9 @@ def fine_tune(capsys, model_dir, data, out_dir, *extra):
                "--label-column", "topic", "--epochs", 1, "--batch-size", 8, "-o", out_dir, *extra)
 
 
-def assert_user_error(code, err, *fragments):
-    """Exit status 2 and one line on stderr naming the problem, no traceback."""
-    assert code == 2
+def assert_user_error(code, err, *fragments, status=2):
+    """Exit status 2 (or `status`) and one line on stderr naming the problem, no traceback."""
+    assert code == status
     lines = [line for line in err.splitlines() if line.startswith("tfformers ")]
     assert len(lines) == 1, err
     assert "error:" in lines[0] and "Traceback" not in err
@@ -556,3 +558,116 @@ def test_generate_errors_after_loading(capsys, tiny_lm_dir, base_model_dir, gene
     code, _, err = run(capsys, "generate", tiny_lm_dir, "hello", "--top-k", 5, "--temperature", 0.5)
     assert_user_error(code, err, "--temperature, --top-k", "greedily", "--do-sample")
     assert generate_calls == []  # the long prompt reached generate(), which refused it before compiling
+
+
+# ------------------------------------------------------------------------------- failures: one line each
+
+
+@pytest.fixture(scope="module")
+def classifier_without_tokenizer(tmp_path_factory):
+    """A tiny BERT classifier saved without its tokenizer."""
+    folder = tmp_path_factory.mktemp("no-tokenizer")
+    TFAutoModelForSequenceClassification.from_config(tiny_config(num_labels=5)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def training_spy(monkeypatch):
+    """The fine_tune calls the command makes (they still run)."""
+    from tfformers import finetune
+
+    calls = []
+    fine_tune = finetune.fine_tune
+
+    def recorded(*args, **kwargs):
+        calls.append(args)
+        return fine_tune(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "fine_tune", recorded)
+    return calls
+
+
+def test_folder_without_tokenizer_files_is_refused(capsys, classifier_without_tokenizer, csv_file, tmp_path,
+                                                   training_spy):
+    """transformers would build a 5-token tokenizer and turn every word into [UNK]."""
+    folder = classifier_without_tokenizer
+    code, out, err = run(capsys, "predict", folder, "Shares fell sharply")
+    assert_user_error(code, err, str(folder), "no tokenizer files", "tokenizer.json", "vocab.txt")
+    assert out == ""
+    code, _, err = fine_tune(capsys, folder, csv_file, tmp_path / "out")
+    assert_user_error(code, err, str(folder), "no tokenizer files")
+    assert training_spy == []
+
+
+def test_unwritable_output_folder_is_refused_before_training(capsys, base_model_dir, csv_file, tmp_path,
+                                                             training_spy):
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the output folder should be")
+    code, _, err = fine_tune(capsys, base_model_dir, csv_file, taken)
+    assert_user_error(code, err, "cannot write the output folder", str(taken))
+    code, _, err = fine_tune(capsys, base_model_dir, csv_file, taken / "model")
+    assert_user_error(code, err, "cannot write the output folder", f"{str(taken)!r} is a file")
+    assert training_spy == []
+    code, _, err = fine_tune(capsys, base_model_dir, csv_file, tmp_path / "new" / "model", "--label-column", "nope")
+    assert_user_error(code, err, "no column 'nope'")
+    assert not (tmp_path / "new").exists(), "the writability check leaves no folder behind"
+
+
+def test_failed_save_keeps_the_trained_model_in_a_fallback_folder(capsys, monkeypatch, base_model_dir, csv_file,
+                                                                  tmp_path):
+    out_dir = tmp_path / "out"
+    save_pretrained = TFPreTrainedModel.save_pretrained
+
+    def disk_full_in_out_dir(self, folder, **kwargs):
+        if Path(folder) == out_dir:
+            raise OSError(28, "No space left on device", str(folder))
+        return save_pretrained(self, folder, **kwargs)
+
+    monkeypatch.setattr(TFPreTrainedModel, "save_pretrained", disk_full_in_out_dir)
+    code, out, err = fine_tune(capsys, base_model_dir, csv_file, out_dir, "--test-size", 0)
+    [fallback] = tmp_path.glob("out.unsaved-*")
+    assert_user_error(code, err, "No space left on device", f"saved to {str(fallback)!r} instead", status=1)
+    assert "Trained on" in out and "Saved to" not in out
+    monkeypatch.undo()
+    model = TFAutoModelForSequenceClassification.from_pretrained(fallback)
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert AutoTokenizer.from_pretrained(fallback)("A title")["input_ids"][0] == 101
+
+
+def test_unexpected_errors_and_interrupts_are_one_line(capsys, monkeypatch, csv_file, tmp_path):
+    failures = iter([RuntimeError("an error inside\na library"), PermissionError(13, "Permission denied", "x.csv"),
+                     KeyboardInterrupt()])
+
+    def load_data(*args, **kwargs):
+        raise next(failures)
+
+    monkeypatch.setattr(cli, "load_data", load_data)
+    args = ("fine-tune", "some/model", "--dataset", csv_file, "-o", tmp_path / "out")
+    code, _, err = run(capsys, *args)
+    assert_user_error(code, err, "RuntimeError: an error inside a library", "--debug", status=1)
+    code, _, err = run(capsys, *args)
+    assert_user_error(code, err, "Permission denied: 'x.csv'", status=1)
+    code, _, err = run(capsys, *args)
+    assert_user_error(code, err, "interrupted", status=130)
+    monkeypatch.setattr(cli, "load_data", lambda *args, **kwargs: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run(capsys, *args, "--debug")
+    monkeypatch.setenv("TFFORMERS_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        run(capsys, *args)
+
+
+def test_bad_argument_is_one_line(capsys):
+    code, _, err = run(capsys, "fine-tune", "--epochs", "x")
+    assert_user_error(code, err, "--epochs", "expected a positive integer", "tfformers fine-tune --help")
+
+
+def test_console_script_error_is_one_line_on_a_quiet_stderr(tmp_path):
+    """The real command in a fresh process: nothing on stderr but the error (no TensorFlow start-up lines)."""
+    script = Path(sys.executable).parent / "tfformers"
+    environ = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([str(script), "predict", str(tmp_path / "missing"), "some text"], env=environ,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("tfformers predict: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "missing" in result.stderr

@@ -1,5 +1,12 @@
 """tfformers: Hugging Face Hub models as native Keras 3 models on TensorFlow."""
 
+# First: TensorFlow starts quietly on Keras' TensorFlow backend, and transformers' "PyTorch was not found"
+# notice, logged when transformers is imported, is dropped.
+from tfformers import _backend
+from tfformers.utils import logging
+
+# isort: split
+
 from transformers import (  # torch-free parts
     AutoConfig,
     BertConfig,
@@ -13,7 +20,6 @@ from transformers import (  # torch-free parts
     XLMRobertaConfig,
 )
 
-from tfformers import _backend  # noqa: F401  (must run before keras is used)
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.errors import (
     BackendError,

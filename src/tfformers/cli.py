@@ -7,7 +7,9 @@ push a model folder to the Hub.
     tfformers push out/ my-name/news-classifier
 
 User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
-`tfformers <command>: error: ...` to stderr and exit with status 2, without a traceback.
+`tfformers <command>: error: ...` to stderr and exit with status 2, without a traceback; any other failure
+(a full disk, an error inside a library) prints one such line too and exits with status 1, and Ctrl-C
+with 130. `--debug` (or TFFORMERS_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -28,7 +31,9 @@ __all__ = ["main"]
 
 logger = logging.getLogger("tfformers")
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 _FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 # generate's options passed to model.generate() under the same name when given (None: the checkpoint's
 # generation config decides); the sampling ones only act when the decoding samples
@@ -39,6 +44,11 @@ _SAMPLING_OPTIONS = ("temperature", "top_k", "top_p", "min_p")
 
 class UsageError(TFFormersError, ValueError):
     """A command-line argument that cannot work (the message says which and why)."""
+
+
+class SaveError(OSError):
+    """The trained model could not be saved where asked (the message says where it went instead); exit
+    status 1, as for other failures of the machine rather than of the arguments."""
 
 
 # -------------------------------------------------------------------------------------------- arguments
@@ -80,8 +90,15 @@ def _test_size(text):
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, as every other error of the command (argparse adds its usage text)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfformers",
         description="Hugging Face Hub models as native Keras 3 models on TensorFlow.",
         epilog="examples:\n"
@@ -255,6 +272,8 @@ def _add_hub_options(group, *, commit_message):
 
 def _add_common(parser):
     parser.add_argument("-q", "--quiet", action="store_true", help="print results only, no progress or info")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the traceback (also: TFFORMERS_DEBUG=1)")
 
 
 def _version():
@@ -335,8 +354,7 @@ def _load_tokenizer(name, token=None, **kwargs):
 def _fine_tune(args):
     from tfformers import finetune, sharing
 
-    if os.path.isfile(args.output_dir):
-        raise UsageError(f"--output-dir {args.output_dir!r} is a file; give a folder.")
+    _check_writable(args.output_dir)
     dataset_dict = load_data(args.dataset, config=args.dataset_config, token=args.token)
     train = _split(dataset_dict, args.split, args.dataset, "--split")
     for name, option in ((args.text_column, "--text-column"), (args.label_column, "--label-column")):
@@ -378,7 +396,7 @@ def _fine_tune(args):
         correct = int(ev.confusion.trace())
         print(f"Held-out accuracy: {ev.accuracy:.2%} ({correct}/{ev.num_examples})")
         print(ev.table())
-    result.model.save_pretrained(args.output_dir, tokenizer=result.tokenizer)
+    _save_trained(result, args.output_dir)
     print(f"Saved to {args.output_dir}")
     if args.push_to_hub:
         info = sharing.push_folder_with_card(
@@ -388,6 +406,54 @@ def _fine_tune(args):
         )
         print(f"Pushed to {args.push_to_hub}: {info.commit_url}")
     return 0
+
+
+def _check_writable(folder):
+    """Refuses an output folder that cannot be created or written, before hours of training. Folders created
+    for the check are removed again, so a command that fails later leaves nothing behind."""
+    created = []
+    existing = os.path.abspath(folder)
+    while not os.path.lexists(existing):
+        created.append(existing)
+        existing = os.path.dirname(existing)
+    try:
+        if not os.path.isdir(existing):
+            raise UsageError(f"cannot write the output folder {folder!r} (--output-dir): {existing!r} is a file.")
+        for path in reversed(created):
+            os.mkdir(path)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"cannot write the output folder {folder!r} (--output-dir): {_one_line(error.strerror or error)}."
+        ) from None
+    finally:
+        for path in created:  # innermost first
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+
+def _save_trained(result, folder):
+    """Saves the fine-tuned model and tokenizer into `folder`; if that fails, into a fallback folder (next
+    to it, else in the temporary directory) and raises an error that names both, so training is never
+    lost to a full disk or a changed permission."""
+    try:
+        result.model.save_pretrained(folder, tokenizer=result.tokenizer)
+        return
+    except Exception as error:  # any failure: the model must still land somewhere
+        failure = error
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fallbacks = (f"{os.path.abspath(folder)}.unsaved-{stamp}",
+                 os.path.join(tempfile.gettempdir(), f"tfformers-unsaved-{stamp}"))
+    for fallback in fallbacks:
+        try:
+            result.model.save_pretrained(fallback, tokenizer=result.tokenizer)
+        except Exception:  # try the next place
+            continue
+        raise SaveError(f"saving to {folder!r} failed ({_one_line(failure)}); the trained model was saved to "
+                        f"{fallback!r} instead: move it where you want it.") from failure
+    raise SaveError(f"saving to {folder!r} failed ({_one_line(failure)}), and so did saving to {fallbacks[0]!r} "
+                    f"and {fallbacks[1]!r}: the trained model is lost.") from failure
 
 
 def _card_details(args, result):
@@ -431,8 +497,8 @@ def _predict(args):
             f"{args.model!r} has no text-classification head (architectures: {config.architectures}); "
             "fine-tune it first (tfformers fine-tune)."
         )
-    model = TFAutoModelForSequenceClassification.from_pretrained(args.model, config=config, token=args.token)
     tokenizer = _load_tokenizer(args.tokenizer or args.model, args.token)
+    model = TFAutoModelForSequenceClassification.from_pretrained(args.model, config=config, token=args.token)
     predictions = finetune.classify(model, tokenizer, texts, max_length=args.max_length,
                                     batch_size=args.batch_size)
     for text, prediction in zip(texts, predictions):
@@ -653,11 +719,19 @@ def _one_line(error):
     return " ".join(str(error).split())
 
 
+def _describe(error):
+    """One line for an error: ours say what to do; others are named by type (e.g. a TensorFlow error)."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(error, (TFFormersError, OSError)):
+        return _one_line(error)
+    return f"{type(error).__name__}: {_one_line(error)} (--debug shows the traceback)"
+
+
 @contextlib.contextmanager
 def _output(quiet):
     """tfformers' log messages (INFO, or WARNING with --quiet) as plain lines on stderr, for the duration
     of one command; the logger's previous settings are restored after (main() may run in-process)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     logger = logging.getLogger("tfformers")
     saved = logger.level, logger.propagate
     handler = logging.StreamHandler(sys.stderr)
@@ -684,7 +758,8 @@ def _output(quiet):
 
 
 def main(argv=None):
-    """Runs the `tfformers` command; returns the exit status (0 ok, 2 bad arguments or user error)."""
+    """Runs the `tfformers` command; returns the exit status (0 ok, 2 bad arguments or user error, 1 any
+    other failure, 130 interrupted)."""
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -699,12 +774,13 @@ def main(argv=None):
     try:
         with _output(args.quiet):
             return args.run(args)
-    except TFFormersError as error:
-        print(f"tfformers {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"tfformers {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as error:
+        if args.debug or os.environ.get("TFFORMERS_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"tfformers {args.command}: error: {_describe(error)}", file=sys.stderr)
+        if isinstance(error, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
+        return EXIT_USAGE if isinstance(error, TFFormersError) else EXIT_FAILURE
 
 
 if __name__ == "__main__":

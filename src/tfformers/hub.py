@@ -42,6 +42,9 @@ logger = logging.getLogger("tfformers")
 
 _AUTH_HINT = "pass token=, or run `hf auth login`, or set HF_TOKEN"
 _OFFLINE_HINT = "run once online to download it, or unset HF_HUB_OFFLINE / pass local_files_only=False"
+# A Git LFS pointer file starts so, and is at most a few hundred bytes
+_LFS_POINTER_START = b"version https://git-lfs.github.com/spec/v1"
+_LFS_POINTER_MAX_BYTES = 1024
 # Directories never uploaded from a folder (same defaults as `HfApi.upload_folder`).
 _SKIP_DIRS = {".git", ".cache"}
 
@@ -131,7 +134,7 @@ def resolve_file(
     if os.path.isdir(name):
         path = os.path.join(name, *relative.split("/"))
         if os.path.isfile(path):
-            return path
+            return refuse_lfs_pointer(path)
         if required:
             raise HubError(f"The local folder '{name}' has no file '{relative}'.")
         return None
@@ -151,6 +154,19 @@ def resolve_file(
     except (HfHubHTTPError, OSError, *_NETWORK_ERRORS) as e:
         raise _hub_error(e, repo_id, revision, relative) from e
     logger.debug("Resolved %s from %s (revision %s): %s", relative, repo_id, revision or "main", path)
+    return refuse_lfs_pointer(path)
+
+
+def refuse_lfs_pointer(path: str) -> str:
+    """`path`, unless the file is a Git LFS pointer (a clone made without git-lfs holds these small text
+    files in place of weights, configs and tokenizers): then a HubError that says how to get the file."""
+    if os.path.getsize(path) <= _LFS_POINTER_MAX_BYTES:
+        with open(path, "rb") as handle:
+            if handle.read(len(_LFS_POINTER_START)) == _LFS_POINTER_START:
+                raise HubError(
+                    f"{path} is a Git LFS pointer, not the file: run `git lfs pull` in the clone, or download "
+                    "the repository with huggingface_hub (`hf download REPO_ID --local-dir FOLDER`)."
+                )
     return path
 
 

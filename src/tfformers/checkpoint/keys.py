@@ -105,6 +105,20 @@ def _modern_key(key):
     return key
 
 
+def _float_values(reader, key, param):
+    """The tensor `key`, refused when integers or booleans are stored for a floating-point weight: casting
+    them would load silently wrong values (a quantized or mislabelled tensor, not the weights)."""
+    array = reader.get(key)
+    if array.dtype.kind in "biu" and param.variable.dtype.startswith(("float", "bfloat")):
+        raise CheckpointError(
+            f"Tensor {key!r} in {reader.file_of(key)} holds {array.dtype} values, but the model's weight is "
+            f"{param.variable.dtype}: a floating-point weight cannot be loaded from integers or booleans. The "
+            "file is not a float checkpoint of this model (quantized, or written wrongly); use the original "
+            "float weights."
+        )
+    return array
+
+
 @dataclass
 class LoadingReport:
     """What loading a checkpoint did, in PyTorch key names (as transformers reports it)."""
@@ -168,7 +182,7 @@ def load_parameters(
         if shape != param.shape:
             report.mismatched_keys.append((key, shape, param.shape))
             continue
-        param.assign(reader.get(original))
+        param.assign(_float_values(reader, original, param))
     if report.mismatched_keys and not ignore_mismatched_sizes:
         conflicts = "; ".join(
             f"{key!r} is {list(old)} in {reader.file_of(checkpoint[key])} but the model expects {list(new)}"

@@ -11,6 +11,7 @@ template included, as transformers does but without torch (transformers' own GGU
 """
 
 import functools
+import os
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -18,7 +19,7 @@ import transformers
 from transformers import BatchEncoding
 
 from tfformers import hub
-from tfformers.errors import CheckpointError
+from tfformers.errors import CheckpointError, HubError
 
 # from_pretrained keywords that locate the GGUF file rather than configure the tokenizer
 _HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "subfolder")
@@ -147,6 +148,29 @@ def _gguf_tokenizer(source, gguf_file, args, kwargs):
     return tokenizer_class(*args, tokenizer_object=backend, name_or_path=str(source), **init_kwargs)
 
 
+# A folder holding one of these has a vocabulary (vocab.json: with merges.txt for byte-level BPE, alone for
+# character vocabularies)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "spm.model", "tekken.json")
+
+
+def _check_tokenizer_files(source, subfolder):
+    """A local folder must hold a vocabulary: without one, transformers builds a tokenizer of only its special
+    tokens, and every word becomes the unknown token. Git LFS pointers in their place are named as such."""
+    folder = os.path.join(os.fspath(source), subfolder) if subfolder else os.fspath(source)
+    if not os.path.isdir(folder):
+        return  # a Hub repo: transformers downloads what the repo has
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in TOKENIZER_FILES):
+        raise HubError(
+            f"The folder '{folder}' has no tokenizer files (looked for {', '.join(TOKENIZER_FILES)}). Save the "
+            "tokenizer with the model (model.save_pretrained(folder, tokenizer=tokenizer) or "
+            "tokenizer.save_pretrained(folder)), or load it from the model it was fine-tuned from."
+        )
+    for name in (*TOKENIZER_FILES, "merges.txt", "tokenizer_config.json"):
+        if os.path.isfile(os.path.join(folder, name)):
+            hub.refuse_lfs_pointer(os.path.join(folder, name))
+
+
 class AutoTokenizer:
     """`transformers.AutoTokenizer` whose tokenizers also accept `return_tensors="tf"`."""
 
@@ -159,5 +183,6 @@ class AutoTokenizer:
         if gguf_file is not None:
             tokenizer = _gguf_tokenizer(pretrained_model_name_or_path, gguf_file, args, kwargs)
         else:
+            _check_tokenizer_files(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
             tokenizer = transformers.AutoTokenizer.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return with_tf_tensors(tokenizer)

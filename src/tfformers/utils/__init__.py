@@ -1,0 +1,1 @@
+"""Helpers that are not about models: `logging`, the one verbosity knob."""
