@@ -11,9 +11,11 @@ import os
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfformers import checkpoint, hub, sharing
+from tfformers import inputs as model_inputs
 from tfformers.checkpoint.gguf import GGUFReader
 from tfformers.config import load_config, load_generation_config
 from tfformers.errors import ConfigError, InputError
@@ -94,26 +96,15 @@ class TFPreTrainedModel(keras.Model):
                     f"{type(self).__name__} takes no {option}= option; it is an option of decoder models "
                     "(a KV cache for generation, how many positions get logits)."
                 )
-        # Tensors passed by name (`model(**tokenizer(...))`) join the input dict, where `call` checks them.
+        # Tensors passed by name (`model(**tokenizer(...))`) join the input dict. Checked here, before
+        # Keras' machinery, so a fault is reported as itself rather than from inside a layer.
         options = self._KERAS_OPTIONS + self.call_options
         named = {k: kwargs.pop(k) for k in list(kwargs) if k not in options}
-        if inputs is None:
-            inputs = named
-        elif isinstance(inputs, Mapping):  # also a tokenizer's BatchEncoding, which is not a dict
-            inputs = {**dict(inputs), **named}
-        else:
-            inputs = {self.main_input_name: inputs, **named}
-        inputs = {k: v for k, v in inputs.items() if v is not None}
+        inputs = model_inputs.gather(inputs, named, self.main_input_name)
+        model_inputs.check_call(inputs, self.input_limits(), cached=kwargs.get("cache") is not None)
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, **options):
-        unknown = sorted(set(inputs) - set(self.input_names) - set(self.label_names))
-        if unknown:
-            raise InputError(
-                f"{type(self).__name__} got unexpected inputs {unknown}; it accepts "
-                f"{list(self.input_names)} and the labels {list(self.label_names)}. Remove the other "
-                "columns (prepare_tf_dataset does this for you)."
-            )
         labels = {k: v for k, v in inputs.items() if k in self.label_names}
         features = {k: v for k, v in inputs.items() if k not in self.label_names}
         if output_attentions is None:
@@ -124,6 +115,33 @@ class TFPreTrainedModel(keras.Model):
         if labels and TASKS[self.task].loss is not None:
             outputs = type(outputs)({"loss": self.hf_compute_loss(labels, outputs), **outputs})
         return outputs
+
+    def input_limits(self):
+        """What this model accepts (`tfformers.inputs.Limits`): id and label ranges, the longest sequence."""
+        config = self.config
+        ranges = {"input_ids": model_inputs.vocabulary_range(config.vocab_size)}
+        if "token_type_ids" in self.input_names:  # GPT-2 embeds token types with its token table
+            types = getattr(config, "type_vocab_size", config.vocab_size)
+            ranges["token_type_ids"] = model_inputs.vocabulary_range(types, "token_type_ids")
+        ranges.update(model_inputs.label_ranges(self.task, config))
+        table = self._position_table()
+        return model_inputs.Limits(
+            model=type(self).__name__,
+            input_names=self.input_names,
+            label_names=self.label_names,
+            main_input_name=self.main_input_name,
+            ids_rank=3 if self.task == "multiple-choice" else 2,
+            ranges=ranges,
+            position_table=table,
+            max_length=table if table is not None else model_inputs.rope_training_length(config),
+        )
+
+    def _position_table(self):
+        """Rows of the absolute position embeddings (RoBERTa's start after the pad id); None with RoPE."""
+        if model_inputs.uses_rope(self.config):
+            return None
+        embeddings = getattr(getattr(self, self.base_model_prefix, None), "embeddings", None)
+        return getattr(embeddings, "max_sequence_length", getattr(self.config, "max_position_embeddings", None))
 
     def forward(self, inputs, training, output_attentions, output_hidden_states, **options):
         """The outputs for the input dict: the backbone's for a base model; head classes override this."""
@@ -300,7 +318,10 @@ class TFPreTrainedModel(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def hf_compute_loss(self, labels, outputs, sample_weight=None):
-        """The task's default loss for a dict of labels (named as in `label_names`)."""
+        """The task's default loss for a dict of labels (named as in `label_names`). A single-label
+        classifier takes float labels of shape [batch] as class ids (the data checks refuse fractions)."""
+        if self.task == "sequence-classification" and model_inputs.is_single_label(self.config):
+            labels = {**labels, "labels": model_inputs.class_ids(labels["labels"])}
         return TASKS[self.task].loss(labels, outputs, self.config, sample_weight)
 
     def _labels_as_dict(self, y):
@@ -356,15 +377,35 @@ class TFPreTrainedModel(keras.Model):
         return dict(outputs)
 
     def predict(self, x, *args, **kwargs):
-        """Keras `predict`; the numpy results come in the model's output container (`out.logits`)."""
-        results = super().predict(_plain_inputs(x), *args, **kwargs)
+        """Keras `predict`; the numpy results come in the model's output container (`out.logits`). Arrays
+        are checked as `fit` checks them."""
+        x, _ = self._checked_data(x, None)
+        results = super().predict(x, *args, **kwargs)
         return self._predict_output_type(results)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        return super().fit(_plain_inputs(x), y, *args, **kwargs)
+        """Keras `fit`. Arrays (numpy, lists, eager tensors; dicts of them) are checked on the host before
+        the first step: token ids within the vocabulary, labels within the task's classes (or -100 where
+        the loss ignores it), sequences within the position embeddings; a fault raises InputError naming
+        the column, row and value. A single-label classifier's float labels are class ids when they are
+        whole numbers (a fraction is an InputError). Batches of `prepare_tf_dataset` are checked as they
+        are made. Another `tf.data.Dataset` is not checked: under XLA (`jit_compile=True`) an out-of-range
+        label then gives NaN weights and an unknown token id trains silently."""
+        x, y = self._checked_data(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tuple) and 2 <= len(validation) <= 3:
+            kwargs["validation_data"] = (*self._checked_data(*validation[:2]), *validation[2:])
+        return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(_plain_inputs(x), y, *args, **kwargs)
+        """Keras `evaluate`; arrays are checked as `fit` checks them."""
+        return super().evaluate(*self._checked_data(x, y), *args, **kwargs)
+
+    def _checked_data(self, x, y):
+        """(x, y) checked on the host when they are arrays; datasets and generators pass unchanged."""
+        if isinstance(x, (Mapping, list, tuple, np.ndarray, tf.Tensor)) and not isinstance(x, tf.data.Dataset):
+            return model_inputs.check_arrays(x, y, self.input_limits())
+        return x, y
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not self._use_default_loss:
@@ -385,7 +426,8 @@ class TFPreTrainedModel(keras.Model):
 
     def prepare_tf_dataset(self, dataset, batch_size=8, shuffle=True, tokenizer=None, **kwargs):
         """A `tf.data.Dataset` from a 🤗 `datasets` dataset: only the columns this model accepts plus its
-        labels, padded per batch. See `tfformers.data.prepare_tf_dataset` for the options."""
+        labels, padded per batch, each batch checked against this model's limits (`input_limits`). See
+        `tfformers.data.prepare_tf_dataset` for the options."""
         from tfformers.data import prepare_tf_dataset
 
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
@@ -398,15 +440,9 @@ class TFPreTrainedModel(keras.Model):
             batch_size=batch_size,
             shuffle=shuffle,
             tokenizer=tokenizer,
+            limits=self.input_limits(),
             **kwargs,
         )
-
-
-def _plain_inputs(x):
-    """A tokenizer's BatchEncoding is a Mapping but not a dict, which Keras' data adapters reject."""
-    if isinstance(x, Mapping) and not isinstance(x, dict):
-        return dict(x)
-    return x
 
 
 def _log_loading_report(report, class_name, source):

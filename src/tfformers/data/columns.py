@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfformers.errors import InputError
+from tfformers.inputs import RowError
 
 LABEL_PAD_TOKEN_ID = -100
 TOKEN_ID_COLUMNS = ("input_ids", "decoder_input_ids")
@@ -349,19 +350,39 @@ def columns_from_rows(rows):
     return {k: column_from_values([r[k] for r in rows]) for k in keys}
 
 
+def refuse_missing_or_text(name, values):
+    """RowError naming the first example of `values` (one per row) that is None or holds text or None: the
+    cause when a numeric column fails to convert, so it is looked for only then."""
+    for row, value in enumerate(values):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        bad = [item for item in items if item is None or isinstance(item, (str, bytes))]
+        if value is None or bad:
+            what = "is None" if value is None else f"holds {bad[0]!r}"
+            raise RowError(name, row, f"{what}; every example needs numbers here: fill or drop incomplete rows "
+                           "(e.g. dataset.filter(...)) and tokenize or encode text first.")
+
+
 def read_columns(records, columns):
     """One batch as read from a dataset (an Arrow table, or example dicts) -> {name: Ragged or ndarray} in
-    the declared roles and dtypes. Columns made while padding (no `source`) are left out."""
+    the declared roles and dtypes. Columns made while padding (no `source`) are left out. A value that is
+    None or text is a RowError naming its row (looked for only when a column fails to convert)."""
     out = {}
     for name, column in columns.items():
         if column.source is None:
             continue
+        if isinstance(records, pa.Table):
+            raw = records.column(column.source)
+        else:
+            raw = [row[column.source] for row in records]
         try:
             if isinstance(records, pa.Table):
-                values = column_from_arrow(records.column(column.source), sequence=column.role.padded)
+                values = column_from_arrow(raw, sequence=column.role.padded)
             else:
-                values = column_from_values([row[column.source] for row in records], sequence=column.role.padded)
-        except InputError as error:
+                values = column_from_values(raw, sequence=column.role.padded)
+            out[name] = conform(values, column)
+        except (InputError, TypeError, ValueError, IndexError) as error:
+            refuse_missing_or_text(column.source, raw.to_pylist() if isinstance(raw, pa.ChunkedArray) else raw)
+            if not isinstance(error, InputError):
+                raise
             raise InputError(f"column {column.source!r}: {error}") from None
-        out[name] = conform(values, column)
     return out

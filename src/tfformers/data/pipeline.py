@@ -20,11 +20,13 @@ from tfformers.data.columns import (
     declare_columns,
     normalize_dtype,
     read_columns,
+    refuse_missing_or_text,
     rename_label_aliases,
     require_numbers,
 )
 from tfformers.data.sources import Batching, MapSource, features_of, measurements_for, open_source
 from tfformers.errors import InputError
+from tfformers.inputs import RowError, check_batch
 
 logger = logging.getLogger("tfformers")
 
@@ -264,11 +266,18 @@ class _CollatedBatches:
 
     def __call__(self, records, target_length):
         batch = _collate(self.collate_fn, records, self.call_kwargs, self.names.labels)
-        batch = {name: conform(batch[name], c) for name, c in self.columns.items() if name in batch}
+        batch = {name: _conformed(batch[name], c) for name, c in self.columns.items() if name in batch}
         if target_length is not None or self.padding.multiple:
             batch = pad_to_length(batch, self.columns, main=self.names.main, padding=self.padding,
                                   target_length=target_length)
         return batch
+
+
+def _conformed(array, column):
+    """A collate_fn's output column in its declared dtype; a None or a text names its row."""
+    if array.dtype.kind in "USO":
+        refuse_missing_or_text(column.name, array.tolist())
+    return conform(array, column)
 
 
 def _static_length(main_column, boundaries, multiple):
@@ -334,6 +343,18 @@ class _Signature:
         return inputs, {name: batch[name] for name in self.labels}
 
 
+def _checked(make_batch, records, target_length, rows, limits):
+    """A batch checked on the host (types, and ids, labels and lengths against the model's `limits`); an
+    error names the dataset's row."""
+    try:
+        batch = make_batch(records, target_length)
+        if limits is not None:
+            check_batch(batch, limits)
+    except RowError as error:
+        raise error.located(rows.name) from None
+    return batch
+
+
 def _open_source(dataset, columns, python_rows, batching, measurements):
     source = open_source(dataset, columns=columns, python_rows=python_rows, batching=batching,
                          measurements=measurements)
@@ -345,12 +366,12 @@ def _open_source(dataset, columns, python_rows, batching, measurements):
     return source
 
 
-def _tf_dataset(source, make_batch, signature, prefetch):
+def _tf_dataset(source, make_batch, signature, prefetch, limits):
     epochs = itertools.count()
 
     def generate():
-        for records, target_length in source.batches(next(epochs)):
-            yield signature.element(make_batch(records, target_length))
+        for records, target_length, rows in source.batches(next(epochs)):
+            yield signature.element(_checked(make_batch, records, target_length, rows, limits))
 
     tf_dataset = tf.data.Dataset.from_generator(generate, output_signature=signature.element_spec)
     if isinstance(source, MapSource):
@@ -384,6 +405,7 @@ def prepare_tf_dataset(
     shuffle_buffer_size=None,
     seed=None,
     pad_token_id=None,
+    limits=None,
 ):
     """A `tf.data.Dataset` of padded batches from a 🤗 `datasets.Dataset` or `IterableDataset`.
 
@@ -417,6 +439,11 @@ def prepare_tf_dataset(
             `DEFAULT_STREAM_SHUFFLE_BUFFER`).
         seed: makes each epoch's order reproducible (epoch e uses seed (seed, e)).
         pad_token_id: the pad id when no tokenizer is given (e.g. the model config's); default 0.
+        limits: a model's `tfformers.inputs.Limits` (`model.input_limits()`, which `model.prepare_tf_dataset`
+            passes): every batch is checked against it on the host (token ids in the vocabulary, labels in
+            the task's classes or -100, sequences within the positions), since compiled training drops graph
+            assertions. The error names the column, the dataset's row and the value. Every batch's values are
+            checked for their type (a None or a text in any row) with or without limits.
 
     Returns:
         A `tf.data.Dataset`. Its `element_spec` follows from the declared columns: None batch and sequence
@@ -441,4 +468,4 @@ def prepare_tf_dataset(
         source = _open_source(dataset, None, True, batching, measurements)
         columns = _collated_columns(collate_fn, call_kwargs, features, names, measurements, source)
         make_batch = _CollatedBatches(collate_fn, call_kwargs, columns, names=names, padding=padding)
-    return _tf_dataset(source, make_batch, _Signature(columns, names, batching, multiple), prefetch)
+    return _tf_dataset(source, make_batch, _Signature(columns, names, batching, multiple), prefetch, limits)

@@ -32,6 +32,20 @@ class Batching:
     seed: int = None
 
 
+@dataclass(frozen=True)
+class BatchRows:
+    """Where a batch's rows come from, to name a faulty one: the dataset's row indices (map-style), or the
+    batch's number in the epoch (a stream, whose rows have no fixed index)."""
+
+    indices: np.ndarray = None
+    number: int = 0
+
+    def name(self, row):
+        if self.indices is not None:
+            return f"row {int(self.indices[row])} of the dataset"
+        return f"row {row} of batch {self.number} (streamed)"
+
+
 def features_of(dataset):
     """The dataset's schema. A streaming dataset that lost it (e.g. to `.map`) gets one inferred from its
     first example. An empty dataset is an error."""
@@ -221,8 +235,9 @@ class MapSource:
         return data
 
     def batches(self, epoch):
+        """(records, padded length or None, BatchRows) for each batch of an epoch."""
         for indices, length in self.plan(epoch):
-            yield self.fetch(indices), length
+            yield self.fetch(indices), length, BatchRows(np.asarray(indices))
 
     def probe(self, last=False):
         k = min(self.batching.batch_size, self.n)
@@ -255,10 +270,9 @@ class StreamSource:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         rows = self._rows(self.dataset)
-        if self.batching.boundaries is None:
-            yield from self._plain_batches(rows)
-        else:
-            yield from self._bucketed_batches(rows)
+        batches = self._plain_batches(rows) if self.batching.boundaries is None else self._bucketed_batches(rows)
+        for number, (records, length) in enumerate(batches):
+            yield records, length, BatchRows(number=number)
 
     def _plain_batches(self, rows):
         size, pending = self.batching.batch_size, []

@@ -8,10 +8,10 @@ import contextlib
 import contextvars
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfformers.errors import InputError
+# The embedding layers' checks live with the other input checks; model files import them from here.
+from tfformers.inputs import check_sequence_length, check_token_ids  # noqa: F401
 
 _deferred = contextvars.ContextVar("tfformers_deferred_initialization", default=False)
 
@@ -67,42 +67,6 @@ def embedding(num_embeddings, dim, config):
 
 def layer_norm(epsilon):
     return keras.layers.LayerNormalization(epsilon=epsilon)
-
-
-def check_token_ids(input_ids, vocab_size, name="input_ids"):
-    """Raises InputError for ids outside [0, vocab_size): an embedding gather would otherwise fail
-    cryptically on CPU and read zeros or garbage under XLA. Eager inputs are checked on the host; traced
-    ones get an assertion (XLA drops assertions, so check data before compiled loops)."""
-    if tf.executing_eagerly():
-        ids = np.asarray(input_ids)
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-            bad = int(ids.max()) if ids.max() >= vocab_size else int(ids.min())
-            raise InputError(
-                f"{name} contains token id {bad}, outside the vocabulary [0, {vocab_size}). The tokenizer "
-                "does not match this model's config (vocab_size); load the tokenizer of this checkpoint."
-            )
-        return input_ids
-    with tf.control_dependencies(
-        [
-            tf.debugging.assert_less(
-                tf.cast(input_ids, tf.int64), tf.constant(vocab_size, tf.int64),
-                message=f"{name} contains a token id >= vocab_size ({vocab_size}); the tokenizer does "
-                "not match this model's config.",
-            ),
-            tf.debugging.assert_non_negative(input_ids, message=f"{name} contains a negative token id."),
-        ]
-    ):
-        return tf.identity(input_ids)
-
-
-def check_sequence_length(length, limit, name="input_ids"):
-    """Raises InputError when a static sequence length exceeds the position table (`limit`)."""
-    if length is not None and length > limit:
-        raise InputError(
-            f"{name} has sequence length {length}, longer than the {limit} positions the model's position "
-            "embeddings cover (max_position_embeddings in its config). Truncate the inputs, e.g. "
-            f"tokenizer(..., truncation=True, max_length={limit})."
-        )
 
 
 class RMSNorm(keras.layers.Layer):
