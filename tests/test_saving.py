@@ -296,6 +296,8 @@ def test_a_save_killed_at_any_step_leaves_one_whole_model(tmp_path, saves, no_fs
             seen.append("old" if files == old_files else "new")
         else:  # killed between the renames: the entry point is out, so no reader can load a mix
             assert "config.json" not in files and any(n.startswith(fileio.COMMIT_PREFIX) for n in internals(folder))
+            with pytest.raises(tfformers.HubError, match="interrupted.*complete_interrupted_save"):
+                tfformers.TFBertModel.from_pretrained(folder)
             assert fileio.complete_interrupted_save(folder)
             assert model_files(folder) == new_files
             seen.append("completed")

@@ -35,6 +35,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
 from .errors import HubError
+from .fileio import COMMIT_PREFIX, INTERNAL_PREFIX
 
 __all__ = ["resolve_file", "list_repo_files", "push_folder", "full_repo_id", "is_offline"]
 
@@ -136,7 +137,7 @@ def resolve_file(
         if os.path.isfile(path):
             return refuse_lfs_pointer(path)
         if required:
-            raise HubError(f"The local folder '{name}' has no file '{relative}'.")
+            raise HubError(f"The local folder '{name}' has no file '{relative}'.{_interrupted_save_hint(name)}")
         return None
     repo_id = _check_repo_id(name)
     try:
@@ -194,13 +195,22 @@ def list_repo_files(
         raise _hub_error(e, repo_id, revision) from e
 
 
+def _interrupted_save_hint(folder: str) -> str:
+    """A sentence for a missing file when a save into `folder` was killed after its commit point."""
+    if not any(entry.startswith(COMMIT_PREFIX) for entry in os.listdir(folder)):
+        return ""
+    return (" A save into this folder was interrupted while moving its files in: save again, or call "
+            "tfformers.fileio.complete_interrupted_save(folder) to finish it.")
+
+
 def _walk(folder: str) -> list[str]:
-    """Relative '/'-paths of the files under `folder`, skipping .git and .cache (huggingface metadata)."""
+    """Relative '/'-paths of the files under `folder`, skipping .git and .cache (huggingface metadata) and
+    what an interrupted save left (`.tfformers-*`: staging folders, a pending commit)."""
     out = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith(INTERNAL_PREFIX))
         rel_root = os.path.relpath(root, folder)
-        for f in sorted(files):
+        for f in sorted(f for f in files if not f.startswith(INTERNAL_PREFIX)):
             out.append(f if rel_root == "." else f"{rel_root.replace(os.sep, '/')}/{f}")
     return out
 

@@ -10,9 +10,6 @@ import contextvars
 import keras
 import tensorflow as tf
 
-# The embedding layers' checks live with the other input checks; model files import them from here.
-from tfformers.inputs import check_sequence_length, check_token_ids  # noqa: F401
-
 _deferred = contextvars.ContextVar("tfformers_deferred_initialization", default=False)
 
 
