@@ -76,5 +76,6 @@ from tfformers.models.roberta import (
     TFRobertaModel,
 )
 from tfformers.tokenization import AutoTokenizer
+from tfformers.tokenization.tf_bpe import TFByteLevelBPETokenizer, TFGPT2Tokenizer
 
 __version__ = "0.1.0"
