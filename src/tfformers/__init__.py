@@ -76,6 +76,9 @@ from tfformers.models.roberta import (
     TFRobertaModel,
 )
 from tfformers.tokenization import AutoTokenizer
+from tfformers.tokenization.tf_auto import TFAutoTokenizer
 from tfformers.tokenization.tf_bpe import TFByteLevelBPETokenizer, TFGPT2Tokenizer
+from tfformers.tokenization.tf_sentencepiece import TFSentencePieceTokenizer
+from tfformers.tokenization.tf_wordpiece import TFBertTokenizer
 
 __version__ = "0.1.0"

@@ -23,7 +23,6 @@ For `detokenize`, the base offers `without_special_tokens(ids)` (as `skip_specia
 """
 
 import json
-import re
 
 import keras
 import tensorflow as tf
@@ -58,8 +57,8 @@ def _template_from_processing(processor):
         return {"single": pieces(processor["single"]), "pair": pieces(processor["pair"])}
     if kind in ("BertProcessing", "RobertaProcessing"):
         cls, sep = [processor["cls"][1]], [processor["sep"][1]]
-        # BERT: [CLS] A [SEP] B [SEP]; RoBERTa: <s> A </s></s> B </s> (the second part has type id 1 in both)
-        second = [[sep, 1], ["B", 1], [sep, 1]] if kind == "RobertaProcessing" else [["B", 1], [sep, 1]]
+        # BERT: [CLS] A [SEP] B [SEP], the second part type 1; RoBERTa: <s> A </s></s> B </s>, all type 0
+        second = [[sep, 0], ["B", 0], [sep, 0]] if kind == "RobertaProcessing" else [["B", 1], [sep, 1]]
         first = [[cls, 0], ["A", 0], [sep, 0]]
         return {"single": first, "pair": first + second}
     if kind == "Sequence":
@@ -89,23 +88,28 @@ def _added_count(template):
 # ------------------------------------------------------------------------------------ ragged helpers
 
 
+def _lengths(ids):
+    """int32 [batch]: the row lengths of a RaggedTensor [batch, None]."""
+    return tf.cast(ids.row_lengths(), tf.int32)
+
+
 def _positions(ids):
     """Each token's position in its row, same ragged shape as `ids` [batch, None]."""
-    return tf.ragged.range(ids.row_lengths(out_type=tf.int32))
+    return tf.ragged.range(_lengths(ids))
 
 
 def _keep(ids, keep_lengths, side):
     """The first (side "right") or last (side "left") `keep_lengths[row]` tokens of each row."""
     positions = _positions(ids)
     if side == "left":
-        start = ids.row_lengths(out_type=tf.int32) - keep_lengths
+        start = _lengths(ids) - keep_lengths
         return tf.ragged.boolean_mask(ids, positions >= tf.expand_dims(start, 1))
     return tf.ragged.boolean_mask(ids, positions < tf.expand_dims(keep_lengths, 1))
 
 
 def _reverse_rows(ids):
     """Each row of a RaggedTensor [batch, None] reversed."""
-    lengths = ids.row_lengths(out_type=tf.int32)
+    lengths = _lengths(ids)
     reversed_positions = tf.expand_dims(lengths - 1, 1) - _positions(ids)
     flat_index = reversed_positions.flat_values + tf.repeat(tf.cast(ids.row_starts(), tf.int32), lengths)
     return ids.with_flat_values(tf.gather(ids.flat_values, flat_index))
@@ -137,15 +141,16 @@ def _longest_first_lengths(first_lengths, second_lengths, budget):
 
 
 def _only_one_lengths(target_lengths, other_lengths, budget, which):
-    """The kept length of the one sequence truncated (`only_first` / `only_second`); tokenizers refuses a pair
-    whose other sequence alone leaves no room, and so does this (an assertion in the graph)."""
+    """The kept length of the one sequence truncated (`only_first` / `only_second`). tokenizers refuses a pair
+    whose other sequence leaves this one no token, and so does this (an assertion in the graph)."""
     kept = budget - other_lengths
-    check = tf.debugging.assert_non_negative(
-        tf.where(target_lengths + other_lengths <= budget, 0, kept),
-        message=f"truncation='{which}': the other sequence alone exceeds max_length; it cannot be truncated enough.",
+    fits = target_lengths + other_lengths <= budget
+    check = tf.debugging.assert_positive(
+        tf.where(fits, 1, kept),
+        message=f"truncation='{which}': the other sequence alone takes max_length; this one cannot be truncated.",
     )
     with tf.control_dependencies([check]):
-        return tf.minimum(target_lengths, tf.maximum(kept, 0))
+        return tf.where(fits, target_lengths, kept)
 
 
 # ------------------------------------------------------------------------------------ the layer
@@ -245,7 +250,7 @@ class TFTokenizerBase(keras.layers.Layer):
         "longest_first", "only_first", "only_second", or None/False. With `truncation` and no `max_length`,
         the tokenizer's `model_max_length` applies, as in transformers.
         """
-        truncation, max_length = self._truncation_options(truncation, max_length, padding)
+        padding, truncation, max_length = self._resolve_options(padding, truncation, max_length, pad_to_multiple_of)
         first = self.tokenize_ids(_as_batch(text))
         second = self.tokenize_ids(_as_batch(text_pair)) if text_pair is not None else None
         template = self._template(second is not None, add_special_tokens)
@@ -257,23 +262,37 @@ class TFTokenizerBase(keras.layers.Layer):
             outputs["token_type_ids"] = type_ids
         if return_attention_mask:
             outputs["attention_mask"] = tf.ones_like(ids)
-        if padding is False or padding == "do_not_pad":
+        if padding is None:
             return outputs
-        length = self._padded_length(ids, padding, max_length, pad_to_multiple_of)
+        length = tf.cast(ids.bounding_shape(axis=1), tf.int32)  # the longest row
+        if padding == "max_length":
+            length = tf.maximum(length, max_length)  # a longer row (not truncated) is kept whole
+        if pad_to_multiple_of:
+            length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
         pad_values = {"input_ids": self._pad_id(), "token_type_ids": 0, "attention_mask": 0}
         return {name: _pad(value, length, pad_values[name], self.padding_side) for name, value in outputs.items()}
 
-    def _truncation_options(self, truncation, max_length, padding):
-        """(strategy or None, max_length) as transformers resolves them."""
-        if truncation is None and max_length is not None and (padding is False or padding == "do_not_pad"):
-            truncation = "longest_first"  # transformers: max_length without padding means truncation
-        if truncation in (None, False, "do_not_truncate"):
-            return None, max_length
-        strategy = "longest_first" if truncation is True else truncation
-        if strategy not in TRUNCATION_STRATEGIES:
+    def _resolve_options(self, padding, truncation, max_length, pad_to_multiple_of):
+        """(padding "longest" / "max_length" / None, truncation strategy or None, max_length), as transformers'
+        `_get_padding_truncation_strategies` resolves them."""
+        if max_length is not None and padding is False and truncation is None:
+            truncation = "longest_first"  # transformers: max_length alone means truncation
+        padding = {True: "longest", False: None, "do_not_pad": None}.get(padding, padding)
+        if padding not in (None, *PADDING_STRATEGIES):
+            raise InputError(f"padding={padding!r}; use True ('longest'), 'max_length' or False.")
+        truncation = {True: "longest_first", False: None, "do_not_truncate": None}.get(truncation, truncation)
+        if truncation not in (None, *TRUNCATION_STRATEGIES):
             raise InputError(f"truncation={truncation!r}; use True, False or one of {TRUNCATION_STRATEGIES}.")
-        max_length = max_length if max_length is not None else self.model_max_length
-        return (strategy, max_length) if max_length is not None else (None, None)
+        if max_length is None and (padding == "max_length" or truncation is not None):
+            max_length = self.model_max_length
+            if max_length is None and padding == "max_length":
+                raise InputError("padding='max_length' needs max_length: this tokenizer has no model_max_length.")
+            if max_length is None:
+                truncation = None  # transformers: no limit known, nothing to truncate to
+        if truncation and padding and pad_to_multiple_of and max_length % pad_to_multiple_of:
+            raise InputError(f"Truncation and padding are both activated but truncation length ({max_length}) is "
+                             f"not a multiple of pad_to_multiple_of ({pad_to_multiple_of}).")
+        return padding, truncation, max_length
 
     def _template(self, is_pair, add_special_tokens):
         templates = self.template if add_special_tokens else NO_SPECIAL_TOKENS
@@ -283,12 +302,12 @@ class TFTokenizerBase(keras.layers.Layer):
         """Both sequences cut to fit `budget` tokens (max_length less the special tokens) together."""
         if budget < 0:
             raise InputError(f"max_length is shorter than the {-budget} special tokens it must hold.")
-        first_lengths = first.row_lengths(out_type=tf.int32)
+        first_lengths = _lengths(first)
         if second is None:
             if strategy == "only_second":
                 raise InputError("truncation='only_second' needs a text_pair.")
             return _keep(first, tf.minimum(first_lengths, budget), self.truncation_side), None
-        second_lengths = second.row_lengths(out_type=tf.int32)
+        second_lengths = _lengths(second)
         if strategy == "longest_first":
             first_kept, second_kept = _longest_first_lengths(first_lengths, second_lengths, budget)
         elif strategy == "only_first":
@@ -314,23 +333,6 @@ class TFTokenizerBase(keras.layers.Layer):
             type_parts.append(tf.ones_like(part) * type_id)
         return tf.concat(id_parts, axis=1), tf.concat(type_parts, axis=1)
 
-    def _padded_length(self, ids, padding, max_length, pad_to_multiple_of):
-        """The padded length: the longest row, or max_length (never below the longest row: nothing is cut
-        here), rounded up to a multiple of `pad_to_multiple_of`."""
-        longest = tf.cast(ids.bounding_shape(axis=1), tf.int32)
-        if padding is True or padding == "longest":
-            length = longest
-        elif padding == "max_length":
-            max_length = max_length if max_length is not None else self.model_max_length
-            if max_length is None:
-                raise InputError("padding='max_length' needs max_length (the tokenizer has no model_max_length).")
-            length = tf.maximum(longest, max_length)
-        else:
-            raise InputError(f"padding={padding!r}; use 'longest' (True), 'max_length' or False.")
-        if pad_to_multiple_of:
-            length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
-        return length
-
     def _pad_id(self):
         if self.pad_token_id is None:
             raise InputError("This tokenizer has no pad token; pass padding=False for RaggedTensors.")
@@ -354,11 +356,16 @@ class TFTokenizerBase(keras.layers.Layer):
         return clean_up_tokenization(texts) if self.clean_up_tokenization_spaces else texts
 
 
+def re2_literal(text):
+    """An RE2 pattern matching `text` literally (its metacharacters escaped)."""
+    return "".join("\\" + char if char in r".^$*+?()[]{}|\\" else char for char in text)
+
+
 def clean_up_tokenization(texts):
     """tf.string tensor with transformers' / tokenizers' clean-up replacements applied, in their order."""
     for dirty, clean in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                          (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
-        texts = tf.strings.regex_replace(texts, re.escape(dirty), clean)
+        texts = tf.strings.regex_replace(texts, re2_literal(dirty), clean)
     return texts
 
 
@@ -366,3 +373,42 @@ def _as_batch(texts):
     """tf.string [batch]; a scalar string becomes a batch of one."""
     texts = tf.convert_to_tensor(texts, tf.string)
     return tf.reshape(texts, [-1]) if texts.shape.rank == 0 else texts
+
+
+# ------------------------------------------------------------------------------------ added tokens
+
+
+def plain_added_tokens(tokenizer, tokenizer_json):
+    """[[content, id]] of the added tokens tokenizers matches in the raw text (as `tokenize_around` does):
+    those neither normalized first nor stripping the spaces around them; special ones unless the tokenizer
+    splits special tokens. A ConfigError names any other kind."""
+    added = []
+    for token in (tokenizer_json or {}).get("added_tokens", []):
+        if token["special"] and getattr(tokenizer, "split_special_tokens", False):
+            continue
+        if token.get("normalized") or token.get("lstrip") or token.get("rstrip") or token.get("single_word"):
+            raise ConfigError(f"Added token {token['content']!r} is normalized, strips spaces or matches single "
+                              "words only; the in-graph tokenizer matches added tokens literally.")
+        added.append([token["content"], token["id"]])
+    return added
+
+
+def tokenize_around(texts, added_tokens, tokenize):
+    """int32 RaggedTensor [batch, None]: `texts` [batch] cut at the added tokens ([[content, id]]), each one its
+    id, `tokenize` (tf.string [n] -> int32 ragged [n, None]) on the text between them."""
+    if not added_tokens:
+        return tokenize(texts)
+    contents = sorted((content for content, _ in added_tokens), key=len, reverse=True)  # longest match first
+    pattern = "|".join(map(re2_literal, contents))
+    # Each match fenced by 0xFF bytes (never in UTF-8 text), then cut there: tensorflow_text.regex_split would
+    # stop at a NUL character.
+    fenced = tf.strings.regex_replace(texts, pattern, b"\xff\\0\xff")
+    pieces = tf.strings.split(fenced, sep=b"\xff")  # [batch, pieces]
+    flat = pieces.flat_values
+    matches = tf.equal(tf.expand_dims(flat, 1), tf.constant([content for content, _ in added_tokens]))
+    is_added = tf.expand_dims(tf.reduce_any(matches, axis=1), 1)  # [pieces, 1]
+    added_id = tf.gather(tf.constant([i for _, i in added_tokens], tf.int32), tf.argmax(matches, axis=1))
+    text_ids = tokenize(flat)
+    text_ids = tf.ragged.boolean_mask(text_ids, tf.ones_like(text_ids, tf.bool) & tf.logical_not(is_added))
+    added_ids = tf.ragged.boolean_mask(tf.expand_dims(added_id, 1), is_added)  # [pieces, 0 or 1]
+    return pieces.with_flat_values(tf.concat([text_ids, added_ids], axis=1)).merge_dims(1, 2)
