@@ -1,8 +1,10 @@
 """Byte-level BPE parity: TFByteLevelBPETokenizer's ids against transformers' fast tokenizer's, counted.
 
 Every family of tests/test_tf_bpe.py (GPT-2, Qwen2 and Llama-3 style tokenizers trained on BBC News, the real
-SmolLM2 vocabulary) tokenizes every BBC News paragraph and article opening (about 25,000 strings) both ways;
-the script prints, per family, how many strings differ, the first few, and the time each side took.
+SmolLM2 vocabulary) tokenizes every BBC News paragraph and article opening (15,016 strings), and the same
+strings with three insertions each (test_tf_bpe.perturbed: whitespace runs, non-ASCII, random code points),
+both ways; the script prints, per family and set, how many strings differ, the first few, and the time each
+side took.
 
     .venv/bin/python benchmarks/bpe_parity.py [--families gpt2 smollm2] [--limit 10000]
 """
@@ -17,7 +19,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from test_tf_bpe import FAMILIES, bbc_strings, family, mismatches, python_ids  # noqa: E402
+from test_tf_bpe import FAMILIES, bbc_strings, family, mismatches, perturbed, python_ids  # noqa: E402
 
 
 def parity(name, texts):
@@ -39,11 +41,12 @@ def main():
     args = parser.parse_args()
     texts = bbc_strings()[:args.limit]
     for name in args.families:
-        wrong, tf_seconds, python_seconds = parity(name, texts)
-        print(f"{name:8s} {len(wrong)} of {len(texts)} strings differ "
-              f"(TF {tf_seconds:.1f} s, Python {python_seconds:.1f} s)")
-        for text, expected, got in wrong[:3]:
-            print(f"    {text[:80]!r}\n      expected {expected[:20]}\n      got      {got[:20]}")
+        for label, strings in (("bbc", texts), ("perturbed", perturbed(texts))):
+            wrong, tf_seconds, python_seconds = parity(name, strings)
+            print(f"{name:8s} {label:9s} {len(wrong)} of {len(strings)} strings differ "
+                  f"(TF {tf_seconds:.1f} s, Python {python_seconds:.1f} s)", flush=True)
+            for text, expected, got in wrong[:3]:
+                print(f"    {text[:80]!r}\n      expected {expected[:20]}\n      got      {got[:20]}")
 
 
 if __name__ == "__main__":

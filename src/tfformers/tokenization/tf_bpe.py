@@ -13,6 +13,8 @@ leave the last whitespace character of a run for the next word ("a  b" -> "a", "
 first cut where that happens and each segment is then split without the lookahead (`_lookahead_cuts`).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -190,6 +192,21 @@ def _first_of_pair_runs(chosen):
 # ------------------------------------------------------------------------------------ the layer
 
 
+@dataclasses.dataclass(frozen=True)
+class BPEVocabulary:
+    """What the layer is built from, as its config holds it. One object, so that Keras' attribute tracking does
+    not walk its ~100,000 entries (seconds for a 49,152-token vocabulary)."""
+
+    vocab: dict  # token (in the byte alphabet) -> id
+    merges: list  # [left, right], by rank
+    split_pattern: str  # one of SUPPORTED_PATTERNS
+    normalization: str | None  # "NFC" or None
+    added_tokens: list  # [{"id", "content", "special", "lstrip", "rstrip"}]
+    ignore_merges: bool  # a word in the vocabulary is one token (Llama-3)
+    unk_token: str | None  # what a byte outside the vocabulary becomes (None: left out)
+    split_special_tokens: bool  # special tokens in the text are tokenized as text
+
+
 @keras.saving.register_keras_serializable(package="tfformers")
 class TFByteLevelBPETokenizer(TFTokenizerBase):
     """Byte-level BPE (GPT-2, RoBERTa, SmolLM2, Llama-3, Qwen2 vocabularies) as a Keras layer of TF ops.
@@ -203,14 +220,16 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
         super().__init__(**kwargs)
         if split_pattern not in SUPPORTED_PATTERNS:
             raise ConfigError(f"split_pattern {split_pattern!r} is not one of the supported patterns.")
-        self.vocab = dict(vocab)
-        self.merges = [merge.split(" ") if isinstance(merge, str) else list(merge) for merge in merges]
-        self.split_pattern = split_pattern
-        self.normalization = normalization
-        self.added_tokens = [dict(token) for token in added_tokens]
-        self.ignore_merges = ignore_merges
-        self.unk_token = unk_token
-        self.split_special_tokens = split_special_tokens
+        self.bpe = BPEVocabulary(
+            vocab=dict(vocab),
+            merges=[merge.split(" ") if isinstance(merge, str) else list(merge) for merge in merges],
+            split_pattern=split_pattern,
+            normalization=normalization,
+            added_tokens=[dict(token) for token in added_tokens],
+            ignore_merges=ignore_merges,
+            unk_token=unk_token,
+            split_special_tokens=split_special_tokens,
+        )
         self._build_tables()
 
     # --------------------------------------------------------------------- construction
@@ -235,27 +254,20 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
     def get_config(self):
         return {
             **super().get_config(),
-            "vocab": self.vocab,
-            "merges": self.merges,
-            "split_pattern": self.split_pattern,
-            "normalization": self.normalization,
-            "added_tokens": self.added_tokens,
-            "ignore_merges": self.ignore_merges,
-            "unk_token": self.unk_token,
-            "split_special_tokens": self.split_special_tokens,
+            **{field.name: getattr(self.bpe, field.name) for field in dataclasses.fields(self.bpe)},
         }
 
     def _build_tables(self):
         """The lookup tables of the graph: bytes, merges, added tokens, and each id's decoded bytes."""
         characters = bytes_to_unicode()
-        self._id_space = max([*self.vocab.values(), *(t["id"] for t in self.added_tokens)]) + 1
+        self._id_space = max([*self.bpe.vocab.values(), *(t["id"] for t in self.bpe.added_tokens)]) + 1
         self._byte_ids = _static_table(*self._byte_vocabulary(characters))
         self._byte_symbols = _static_table([bytes([b]) for b in characters], list(characters.values()), "")
-        self._vocab_ids = _static_table(list(self.vocab), list(self.vocab.values()))
-        pair_keys = [self.vocab[left] * self._id_space + self.vocab[right] for left, right in self.merges]
+        self._vocab_ids = _static_table(list(self.bpe.vocab), list(self.bpe.vocab.values()))
+        pair_keys = [self.bpe.vocab[left] * self._id_space + self.bpe.vocab[right] for left, right in self.bpe.merges]
         self._merge_ranks = _static_table(pair_keys, range(len(pair_keys)), _NO_MERGE)
-        self._merged_ids = tf.constant([self.vocab[left + right] for left, right in self.merges], tf.int64)
-        matched = [t for t in self.added_tokens if not (self.split_special_tokens and t["special"])]
+        self._merged_ids = tf.constant([self.bpe.vocab[left + right] for left, right in self.bpe.merges], tf.int64)
+        matched = [t for t in self.bpe.added_tokens if not (self.bpe.split_special_tokens and t["special"])]
         self._added_pattern = _added_tokens_pattern(matched) if matched else None
         if matched:
             self._added_ids = _static_table([t["content"] for t in matched], [t["id"] for t in matched])
@@ -264,18 +276,18 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
     def _byte_vocabulary(self, characters):
         """(bytes, ids) of the bytes whose symbol is in the vocabulary. A byte that is not (SmolLM2 lacks a few
         never seen in training) becomes the unknown token, or, without one, is left out, as in the library."""
-        known = [byte for byte, character in characters.items() if character in self.vocab]
-        self._drops_bytes = len(known) < len(characters) and self.unk_token is None
-        if self.unk_token is None:
-            return [bytes([b]) for b in known], [self.vocab[characters[b]] for b in known]
-        unknown = self.vocab[self.unk_token]
-        return [bytes([b]) for b in characters], [self.vocab.get(c, unknown) for c in characters.values()]
+        known = [byte for byte, character in characters.items() if character in self.bpe.vocab]
+        self._drops_bytes = len(known) < len(characters) and self.bpe.unk_token is None
+        if self.bpe.unk_token is None:
+            return [bytes([b]) for b in known], [self.bpe.vocab[characters[b]] for b in known]
+        unknown = self.bpe.vocab[self.bpe.unk_token]
+        return [bytes([b]) for b in characters], [self.bpe.vocab.get(c, unknown) for c in characters.values()]
 
     def _decoded_bytes_by_id(self, characters):
         """What the ByteLevel decoder makes of each id: its symbols' bytes, or (a token outside the byte
         alphabet, like many added tokens) its own UTF-8 bytes; b"" for unused ids."""
         byte_of = {character: byte for byte, character in characters.items()}
-        tokens = {**{i: t for t, i in self.vocab.items()}, **{t["id"]: t["content"] for t in self.added_tokens}}
+        tokens = {**{i: t for t, i in self.bpe.vocab.items()}, **{t["id"]: t["content"] for t in self.bpe.added_tokens}}
         decoded = [b""] * self._id_space
         for token_id, token in tokens.items():
             in_alphabet = all(c in byte_of for c in token)
@@ -317,10 +329,10 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
 
     def _words(self, pieces):
         """tf.string [p] -> ragged [p, words]: normalized, then split by the pre-tokenizer's regex."""
-        if self.normalization:
-            pieces = tf_text.normalize_utf8(pieces, self.normalization)
-        segments, segment_rows = _lookahead_cuts(pieces, _NEWLINE_RUN in self.split_pattern)
-        pattern = _re2_pattern(self.split_pattern)
+        if self.bpe.normalization:
+            pieces = tf_text.normalize_utf8(pieces, self.bpe.normalization)
+        segments, segment_rows = _lookahead_cuts(pieces, _NEWLINE_RUN in self.bpe.split_pattern)
+        pattern = _re2_pattern(self.bpe.split_pattern)
         words = tf_text.regex_split(segments, pattern, pattern)  # ragged [segments, words]
         return tf.RaggedTensor.from_value_rowids(words, segment_rows, nrows=tf.size(pieces, tf.int64)).merge_dims(1, 2)
 
@@ -333,9 +345,9 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
         word_of_symbol = word_bytes.value_rowids()  # [s]
         if self._drops_bytes:
             ids, word_of_symbol = tf.boolean_mask(ids, ids >= 0), tf.boolean_mask(word_of_symbol, ids >= 0)
-        if self.ignore_merges:
+        if self.bpe.ignore_merges:
             ids, word_of_symbol = self._whole_words(word_bytes, ids, word_of_symbol)
-        if self.merges:
+        if self.bpe.merges:
             ids, word_of_symbol = self._merge(ids, word_of_symbol, word_bytes.nrows())
         tokens = tf.RaggedTensor.from_value_rowids(ids, word_of_symbol, nrows=word_bytes.nrows())  # [u, tokens]
         return tf.RaggedTensor.from_value_rowids(tf.gather(tokens, word_index), words.value_rowids(),
