@@ -72,6 +72,7 @@ HARD_CASES = [
     "<|im_start|> spaced <|im_end|>",
     "<|endoftext",
     "$1.13bn (£600m) for the three months",
+    "NUL\x00inside and \x00<|endoftext|>\x00 around tokens",
 ]
 
 

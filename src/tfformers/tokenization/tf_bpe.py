@@ -176,6 +176,16 @@ def _lookahead_cuts(texts, newline_ends_run):
     return tf.strings.unicode_encode(segments, "UTF-8"), tf.boolean_mask(rows, segment_start)
 
 
+def _split_keeping_matches(texts, pattern):
+    """tf.string [n] -> ragged [n, pieces]: the matches of `pattern` and the text between them, in order.
+
+    Each match is fenced by 0xFF bytes (never in UTF-8) and the texts cut there: tensorflow_text.regex_split
+    would stop at a NUL character."""
+    fenced = tf.strings.regex_replace(texts, pattern, b"\xff\\0\xff")
+    pieces = tf.strings.split(fenced, sep=b"\xff")
+    return tf.ragged.boolean_mask(pieces, tf.strings.length(pieces) > 0)
+
+
 def _is_one_of(codepoints, members):
     """bool [c]: whether each code point is one of `members` (small code points: a table lookup)."""
     table = np.zeros(max(members) + 2, bool)
@@ -316,7 +326,7 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
         """tf.string [batch] -> ragged [batch, pieces]: added tokens alone, the text between them."""
         if self._added_pattern is None:
             return tf.RaggedTensor.from_tensor(tf.expand_dims(texts, 1))
-        return tf_text.regex_split(texts, self._added_pattern, self._added_pattern)
+        return _split_keeping_matches(texts, self._added_pattern)
 
     def _added_token_ids(self, pieces):
         """int64 [p]: the id of each piece that is an added token, else -1."""
@@ -333,7 +343,7 @@ class TFByteLevelBPETokenizer(TFTokenizerBase):
             pieces = tf_text.normalize_utf8(pieces, self.bpe.normalization)
         segments, segment_rows = _lookahead_cuts(pieces, _NEWLINE_RUN in self.bpe.split_pattern)
         pattern = _re2_pattern(self.bpe.split_pattern)
-        words = tf_text.regex_split(segments, pattern, pattern)  # ragged [segments, words]
+        words = _split_keeping_matches(segments, pattern)  # ragged [segments, words]
         return tf.RaggedTensor.from_value_rowids(words, segment_rows, nrows=tf.size(pieces, tf.int64)).merge_dims(1, 2)
 
     def _bpe(self, words):
