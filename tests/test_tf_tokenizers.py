@@ -183,7 +183,7 @@ def test_wordpiece_hard_cases(minilm_tokenizer, minilm_layer):
 def test_wordpiece_normalizer_options(options):
     tokenizer = wordpiece_tokenizer(**options)
     layer = TFBertTokenizer.from_tokenizer(tokenizer)
-    assert_same_ids(tokenizer, layer, HARD_CASES + perturbed(real_strings(1000), seed=1))
+    assert_same_ids(tokenizer, layer, HARD_CASES + perturbed(real_strings(300), seed=1))
 
 
 @pytest.mark.parametrize("options", [
@@ -306,31 +306,22 @@ def test_sentencepiece_detokenize_as_decode(sentencepiece_tokenizer, sentencepie
 
 
 @pytest.mark.parametrize("family", ["wordpiece", "sentencepiece"])
-def test_tf_function_keras_model_and_saving(family, minilm_layer, sentencepiece_layer, tmp_path):
+def test_tf_data_keras_model_and_saving(family, minilm_layer, sentencepiece_layer, tmp_path):
+    """The layer traced in a graph (tf.data's map runs it as a tf.function), as the first layer of a Keras
+    functional model fed strings, and that model saved and loaded: the same tensors as an eager call."""
     layer = minilm_layer if family == "wordpiece" else sentencepiece_layer
     texts = real_strings(16) + HARD_CASES
-    expected = layer(tf.constant(texts), max_length=32, padding="max_length", truncation=True)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def tokenize(strings):
-        return layer(strings, max_length=32, padding="max_length", truncation=True)
-
+    options = {"max_length": 32, "padding": "max_length", "truncation": True}
+    expected = layer(tf.constant(texts), **options)
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(len(texts)).map(lambda batch: layer(batch, **options))
     inputs = keras.Input(shape=(), dtype="string")
-    model = keras.Model(inputs, layer(inputs, max_length=32, padding="max_length", truncation=True))
+    model = keras.Model(inputs, layer(inputs, **options))
     model.save(str(tmp_path / "tokenizer.keras"))
     reloaded = keras.models.load_model(str(tmp_path / "tokenizer.keras"))
-    for outputs in (tokenize(tf.constant(texts)), model(tf.constant(texts)), reloaded(tf.constant(texts))):
+    for outputs in (next(iter(dataset)), model(tf.constant(texts)), reloaded(tf.constant(texts))):
         assert sorted(outputs) == sorted(expected)
         for name in expected:
             np.testing.assert_array_equal(outputs[name].numpy(), expected[name].numpy(), err_msg=name)
-
-
-def test_tf_data_pipeline(minilm_tokenizer, minilm_layer):
-    texts = real_strings(64)
-    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(16).map(lambda batch: minilm_layer(batch)["input_ids"])
-    rows = [row for batch in dataset for row in batch.numpy().tolist()]
-    expected = minilm_tokenizer(texts)["input_ids"]
-    assert [[i for i in row if i != 0] for row in rows] == expected
 
 
 # ------------------------------------------------------------------------------------------- TFAutoTokenizer

@@ -48,8 +48,9 @@ _NOTHING = {"clean_text": False, "handle_chinese_chars": False, "strip_accents":
 
 
 def _probe_characters():
-    """Every code point but NUL (NumPy strings lose it; it is only ever dropped), the surrogates (not in UTF-8
-    text) and the separator, as one-char strings."""
+    """Every code point but the surrogates (not in UTF-8 text) and the separator, as one-char strings. NUL is
+    left out too (NumPy strings lose it): clean_text drops it, nothing else touches it. All of them: tokenizers'
+    tables do not count every unassigned code point as such (U+4B704 is kept, not dropped as "unassigned")."""
     return [chr(cp) for cp in range(1, _MAX_CODE_POINT) if not 0xD800 <= cp <= 0xDFFF and chr(cp) != _SEPARATOR]
 
 
