@@ -67,6 +67,8 @@ def _run(mode):
     model.build_with_dummy_inputs()
     # Per-batch padding in a fixed order repeats the same batch lengths every epoch; buckets are shuffled.
     options = {"bucket_boundaries": BUCKETS, "shuffle": True} if mode == "buckets" else {"shuffle": False}
+    if mode == "per-batch":  # five batches padded to 15, 14, 16, 16, 31: four programs (each costs seconds)
+        data = data.select(range(32, 72))
     train = model.prepare_tf_dataset(data, batch_size=8, seed=0, pad_token_id=0, **options)
     shapes = sorted({tuple(x["input_ids"].shape) for x, _ in train.as_numpy_iterator()})
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
