@@ -59,6 +59,20 @@ class SafetensorsReader:
             ) from None
 
 
+# Weight files tfformers recognises but does not load: (names, why and what to do instead).
+_REFUSED_WEIGHTS = (
+    (("pytorch_model.bin", "pytorch_model.bin.index.json"),
+     "has only {name}, which tfformers does not load: PyTorch pickles can execute arbitrary code when "
+     "unpickled. Convert it to safetensors where you trust the file (e.g. load it with PyTorch transformers "
+     "and call save_pretrained(..., safe_serialization=True)), or use a revision that has model.safetensors."),
+    (("tf_model.h5", "tf_model.h5.index.json"),
+     "holds {name}, transformers 4.x TensorFlow weights; loading them is not supported yet. Convert them "
+     "with transformers 4.x and PyTorch: `AutoModel.from_pretrained(folder, from_tf=True).save_pretrained("
+     "folder, safe_serialization=True)` (with the Auto class of the model's task) writes model.safetensors; "
+     "or use a revision that has model.safetensors."),
+)
+
+
 def checkpoint_files(resolve, source):
     """Weight files of a checkpoint. `resolve(filename, required)` returns a local path or None.
 
@@ -86,23 +100,10 @@ def checkpoint_files(resolve, source):
                 )
             files.append(path)
         return files
-    for unsafe in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
-        if resolve(unsafe, required=False):
-            raise CheckpointError(
-                f"{source} has only {unsafe}, which tfformers does not load: PyTorch pickles can execute "
-                "arbitrary code when unpickled. Convert it to safetensors where you trust the file "
-                "(e.g. load it with PyTorch transformers and call save_pretrained(..., "
-                "safe_serialization=True)), or use a revision that has model.safetensors."
-            )
-    for keras_h5 in ("tf_model.h5", "tf_model.h5.index.json"):
-        if resolve(keras_h5, required=False):
-            raise CheckpointError(
-                f"{source} holds {keras_h5}, transformers 4.x TensorFlow weights; loading them is not "
-                "supported yet. Convert them with transformers 4.x and PyTorch: "
-                "`AutoModel.from_pretrained(folder, from_tf=True).save_pretrained(folder, "
-                "safe_serialization=True)` (with the Auto class of the model's task) writes model.safetensors; "
-                "or use a revision that has model.safetensors."
-            )
+    for names, refusal in _REFUSED_WEIGHTS:
+        for name in names:
+            if resolve(name, required=False):
+                raise CheckpointError(f"{source} " + refusal.format(name=name))
     raise CheckpointError(
         f"No weights found in {source}: expected {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}."
     )
