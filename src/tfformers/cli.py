@@ -5,6 +5,7 @@ push a model folder to the Hub.
     tfformers predict out/ "Shares fell sharply" "The striker scored twice"
     tfformers generate --model FOLDER --gguf-file model.gguf --chat "What is the capital of France?"
     tfformers push out/ my-name/news-classifier
+    tfformers serve exports/ --port 8501
 
 User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
 `tfformers <command>: error: ...` to stderr and exit with status 2, without a traceback; any other failure
@@ -106,7 +107,8 @@ def build_parser():
         "      --text-column text --label-column topic --epochs 1 -o out/news\n"
         "  tfformers predict out/news \"Shares fell sharply after the profit warning\"\n"
         "  tfformers generate --model FOLDER --gguf-file model.gguf --chat \"What is the capital of France?\"\n"
-        "  tfformers push out/news my-name/news-classifier\n\n"
+        "  tfformers push out/news my-name/news-classifier\n"
+        "  tfformers serve exports/ --port 8501\n\n"
         "Run 'tfformers COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -239,6 +241,43 @@ def build_parser():
     _add_hub_options(pu, commit_message=True)
     _add_common(pu)
     pu.set_defaults(run=_push)
+
+    se = commands.add_parser(
+        "serve",
+        help="serve SavedModels over TF Serving's REST API",
+        description="Serve the SavedModels under BASE over TF Serving's REST API (status, metadata, :predict), "
+        "on TF Serving's layout: BASE/NAME/VERSION/saved_model.pb, or BASE/VERSION/saved_model.pb for one "
+        "model. Each model serves its newest version; new version folders are picked up without a restart. "
+        "Concurrent predict requests are merged into batches. See docs/serving.md.",
+    )
+    se.add_argument("base", metavar="BASE", help="the model base path")
+    se.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)")
+    se.add_argument("--port", type=_non_negative_int, default=8501,
+                    help="port to listen on (default: 8501, TF Serving's REST port; 0: any free port)")
+    se.add_argument("--model-name", metavar="NAME",
+                    help="serve BASE as one model of this name (default: BASE's folder name when BASE holds "
+                    "version folders, else each subfolder's name)")
+    se.add_argument("--poll-seconds", type=_positive_float, default=1.0, metavar="S",
+                    help="look for new versions every S seconds (default: 1)")
+    limits = se.add_argument_group("batching and limits")
+    limits.add_argument("--batching", action=argparse.BooleanOptionalAction, default=True,
+                        help="merge concurrent predict requests into one call (default: on)")
+    limits.add_argument("--max-batch-size", type=_positive_int, default=32, metavar="N",
+                        help="rows per merged call at most (default: 32)")
+    limits.add_argument("--batch-timeout-ms", type=_argument_type(float, lambda value: value >= 0, "a number >= 0"),
+                        default=2.0, metavar="MS",
+                        help="how long a request waits for others to merge with (default: 2)")
+    limits.add_argument("--max-queue", type=_positive_int, default=256, metavar="N",
+                        help="requests waiting at most; more are refused with 503 (default: 256)")
+    limits.add_argument("--request-timeout-s", type=_positive_float, default=30.0, metavar="S",
+                        help="answer 504 to a predict request not done after S seconds (default: 30)")
+    limits.add_argument("--max-body-bytes", type=_positive_int, default=16 << 20, metavar="N",
+                        help="longest request body; longer ones get 413 (default: 16 MiB)")
+    limits.add_argument("--max-string-bytes", type=_positive_int, default=64 << 10, metavar="N",
+                        help="longest string value in a request; longer ones get 400 (default: 64 KiB)")
+    se.add_argument("--access-log", action="store_true", help="log every request (default: errors only)")
+    _add_common(se)
+    se.set_defaults(run=_serve)
     return parser
 
 
@@ -709,6 +748,38 @@ def _push(args):
                                          commit_message=args.commit_message, revision=args.revision,
                                          create_pr=args.create_pr)
     print(f"Pushed {args.folder} to {args.repo_id}: {info.pr_url or info.commit_url}")
+    return 0
+
+
+def _serve(args):
+    import signal
+    import threading
+
+    from tfformers.serving import ModelServer
+
+    server = ModelServer(args.base, host=args.host, port=args.port, model_name=args.model_name,
+                         poll_seconds=args.poll_seconds, batching=args.batching, max_batch_size=args.max_batch_size,
+                         batch_timeout_ms=args.batch_timeout_ms, max_queue=args.max_queue,
+                         request_timeout_s=args.request_timeout_s, max_body_bytes=args.max_body_bytes,
+                         max_string_bytes=args.max_string_bytes, access_log=args.access_log)
+    server.prepare()
+    print(f"Serving on {server.url}", flush=True)
+    for name in server.repository.names:
+        print(f"  {server.url}/v1/models/{name}", flush=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None  # SIGTERM stops as Ctrl-C does
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    logger.info("stopped")
     return 0
 
 
