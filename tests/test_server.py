@@ -329,6 +329,12 @@ def test_new_version_is_picked_up_without_restart(server, base, exports):
     assert call(live + "/versions/2")[1]["model_version_status"][0]["state"] == "AVAILABLE"
     assert call(live + ":predict", body) == (200, {"predictions": [6.0]})
 
+    # deleting the newest versions goes back to the newest one left
+    shutil.rmtree(base / "live" / "3")
+    shutil.rmtree(base / "live" / "2")
+    wait_for(lambda: call(live + ":predict", body) == (200, {"predictions": [3.0]}))
+    assert call(live + "/versions/1")[1]["model_version_status"][0]["state"] == "AVAILABLE"
+
 
 # ------------------------------------------------------------------------------------------------ batching
 

@@ -46,10 +46,18 @@ _PATH = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+def _dumps(content):
+    """JSON bytes with NaN and Infinity allowed, as TF Serving writes non-finite floats."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":")).encode("utf-8")
+
+
 def json_response(content, status=200):
-    """JSON with NaN and Infinity allowed, as TF Serving writes non-finite floats."""
-    body = json.dumps(content, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
-    return Response(body.encode("utf-8"), status_code=status, media_type="application/json")
+    return Response(content if isinstance(content, bytes) else _dumps(content), status_code=status,
+                    media_type="application/json")
+
+
+def _answer(outputs, row_format):
+    return _dumps(encode_outputs(outputs, row_format))
 
 
 def create_app(repository, batcher, *, max_body_bytes=16 << 20, max_string_bytes=64 << 10, request_timeout_s=30.0):
@@ -113,8 +121,7 @@ def create_app(repository, batcher, *, max_body_bytes=16 << 20, max_string_bytes
                 logger.error("signature %r of model %r version %d failed", signature_name, servable.name,
                              servable.version, exc_info=error)
             raise wrapped from error
-        answer = await run_in_threadpool(encode_outputs, outputs, row_format)
-        return json_response(answer)
+        return json_response(await run_in_threadpool(_answer, outputs, row_format))  # JSON written off the loop
 
     async def _read_body(request):
         """The body, refused with 413 from its Content-Length before reading, or while streaming it."""

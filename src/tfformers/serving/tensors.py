@@ -147,7 +147,7 @@ def _to_array(value, dtype, where, max_string_bytes, row_word):
         raise BadRequest(f"{where} takes {expected} ({dtype_name(dtype)}), got {_describe(bad)}.")
     if dtype.is_bool:
         if kind != "b":
-            raise BadRequest(f"{where} takes true or false (DT_BOOL), got {_describe(_first(array, kind))}.")
+            raise BadRequest(f"{where} takes true or false (DT_BOOL), got {_describe(array.flat[0].item())}.")
         return array
     if kind == "b":
         raise BadRequest(f"{where} takes {expected} ({dtype_name(dtype)}), got a boolean.")
@@ -210,10 +210,6 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
-
-
-def _first(array, kind):
-    return array.flat[0].item() if array.size else "[]"
 
 
 def _describe(value):
