@@ -20,6 +20,7 @@ from transformers import (  # torch-free parts
     XLMRobertaConfig,
 )
 
+from tfformers import export
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.errors import (
     BackendError,

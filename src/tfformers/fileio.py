@@ -40,7 +40,9 @@ try:
 except ImportError:  # Windows: no flock; concurrent saves into one folder are then not serialized
     fcntl = None
 
-__all__ = ["atomic_directory", "complete_interrupted_save", "link_or_copy", "MODEL_LAST", "INTERNAL_PREFIX"]
+__all__ = [
+    "atomic_directory", "new_directory", "complete_interrupted_save", "link_or_copy", "MODEL_LAST", "INTERNAL_PREFIX"
+]
 
 logger = logging.getLogger("tfformers")
 
@@ -92,6 +94,33 @@ def atomic_directory(target, replaced=lambda name: False, last=MODEL_LAST):
         except OSError as error:
             raise _describe_failure(folder, error, "The save was committed: the next save into this folder, or "
                                     "tfformers.fileio.complete_interrupted_save(folder), completes it.") from error
+
+
+@contextlib.contextmanager
+def new_directory(target):
+    """Yields a staging folder next to `target`, a folder that must not exist yet (a model version,
+    `BASE/NAME/3`); when the block succeeds the staged tree is fsynced and renamed to `target` in one step,
+    so a reader (a server polling for versions) sees no folder or the complete one, never part of it. On an
+    exception, or a kill, nothing appears at `target` (a killed export's staging folder is removed by the
+    next one)."""
+    target = os.path.abspath(os.fspath(target))
+    parent = _existing_folder(os.path.dirname(target))
+    target = os.path.join(parent, os.path.basename(target))
+    with _locked(parent):
+        _complete_or_discard_earlier_saves(parent)
+        if os.path.lexists(target):
+            raise FileExistsError(f"{target} already exists; write to a new folder (a new version number).")
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
+        try:
+            yield staging
+            _fsync_tree(staging)
+            os.rename(staging, target)
+            _fsync_folder(parent)
+        except BaseException as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError) and not isinstance(error, (TFFormersError, FileExistsError)):
+                raise _describe_failure(parent, error, f"Nothing was written at {target}.") from error
+            raise
 
 
 def complete_interrupted_save(target) -> bool:

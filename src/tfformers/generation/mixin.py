@@ -23,6 +23,7 @@ from tfformers.outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnly
 logger = logging.getLogger("tfformers")
 
 DEFAULT_PROMPT_MULTIPLE = 32
+DEFAULT_CHUNK_SIZE = 8
 
 # Options of transformers' generate() that the compiled loop does not implement: set, they raise.
 _UNSUPPORTED = {
@@ -55,12 +56,14 @@ class GenerationMixin:
         self._generation_config = value
 
     def generate(self, inputs=None, generation_config=None, logits_processor=None, seed=None,
-                 pad_to_multiple_of=DEFAULT_PROMPT_MULTIPLE, **kwargs):
+                 pad_to_multiple_of=DEFAULT_PROMPT_MULTIPLE, chunk_size=DEFAULT_CHUNK_SIZE, **kwargs):
         """Generates token ids after the prompts `inputs` [batch, seq] (or `input_ids=`).
 
         Options come from `generation_config` (default: `model.generation_config`) updated by keyword
         arguments (`max_new_tokens`, `do_sample`, `top_k`, `num_beams`, `repetition_penalty`, ...);
         `attention_mask` marks left padding. `seed` (an int or two ints) makes sampling reproducible.
+        Inside a `tf.function` whose batch size is unknown (a served signature, Keras' `predict`), the rows
+        are generated `chunk_size` at a time, each chunk one compiled program.
         Returns the sequences (prompt and generated tokens, [batch * num_return_sequences, length]) or, with
         `return_dict_in_generate=True`, an output with `sequences` and, when asked, `scores`/`logits`
         (and for beam search `sequences_scores`, `beam_indices`).
@@ -83,7 +86,7 @@ class GenerationMixin:
             raise InputError("generate() needs prompts: pass input_ids (e.g. tokenizer(texts, ...)['input_ids']).")
         request = (config, explicit_max_length, seed)
         if not tf.executing_eagerly():
-            return self._generate_traced(input_ids, attention_mask, *request)
+            return self._generate_traced(input_ids, attention_mask, *request, chunk_size)
         return self._generate_eager(input_ids, attention_mask, *request, pad_to_multiple_of)
 
     # ------------------------------------------------------------------------------------------- options
@@ -238,15 +241,20 @@ class GenerationMixin:
         result = run(tf.constant(ids), tf.constant(mask), tf.constant(start, tf.int32), _seed(seed))
         return _outputs(result, config, start, prompt_length)
 
-    def _generate_traced(self, input_ids, attention_mask, config, explicit_max_length, seed):
+    def _generate_traced(self, input_ids, attention_mask, config, explicit_max_length, seed, chunk_size):
         """Inside a user's tf.function: no bucketing, no host checks; sequences padded to the full length."""
         input_ids = tf.cast(input_ids, tf.int32)
         batch, prompt_length = input_ids.shape
-        if prompt_length is None or batch is None:
-            raise InputError("generate() inside tf.function needs input_ids with a static [batch, seq] shape.")
-        eos, pad = self._special_tokens(config, batch)
+        if prompt_length is None:
+            raise InputError(
+                "generate() inside tf.function needs input_ids with a static sequence length: pad prompts to a "
+                "fixed length (tokenizer(..., padding='max_length', truncation=True, max_length=N))."
+            )
         if attention_mask is None:
             attention_mask = tf.ones_like(input_ids)
+        if batch is None:
+            return self._generate_in_chunks(input_ids, attention_mask, config, explicit_max_length, seed, chunk_size)
+        eos, pad = self._special_tokens(config, batch)
         new_tokens = self._new_token_count(config, explicit_max_length, prompt_length)
         config.max_length = prompt_length + new_tokens
         rows = config.num_beams if config.num_beams > 1 else config.num_return_sequences
@@ -255,6 +263,38 @@ class GenerationMixin:
         seed = _seed(seed) if seed is not None else tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
         result = self._decode(config, Prompt(ids, mask, tf.constant(0)), new_tokens, seed, eos, pad)
         return _outputs(result, config, 0, prompt_length, trim=False)
+
+    def _generate_in_chunks(self, input_ids, attention_mask, config, explicit_max_length, seed, chunk_size):
+        """Prompts [rows, seq] with `rows` unknown until run time: padded with filler rows to a multiple of
+        `chunk_size` and generated chunk by chunk, each chunk one XLA program of static shape
+        [chunk_size, seq]. Returns the sequences [rows, seq + new tokens]."""
+        if config.return_dict_in_generate or config.num_return_sequences > 1:
+            raise InputError(
+                "generate() with an unknown batch size returns sequences only: leave return_dict_in_generate "
+                "and num_return_sequences unset, or give input_ids a static batch size."
+            )
+        _, eos_pad = self._special_tokens(config, chunk_size)
+        prompt_length = input_ids.shape[1]
+        rows = tf.shape(input_ids)[0]
+        filler = -(-rows // chunk_size) * chunk_size - rows
+        # a filler row shows one pad token, so no row is entirely masked
+        filler_mask = tf.tile(tf.one_hot([prompt_length - 1], prompt_length, dtype=tf.int32), [filler, 1])
+        ids = tf.pad(input_ids, [[0, filler], [0, 0]], constant_values=eos_pad or 0)
+        mask = tf.concat([tf.cast(attention_mask, tf.int32), filler_mask], axis=0)
+
+        def generate_chunk(chunk_ids, chunk_mask):
+            chunk_ids = tf.ensure_shape(chunk_ids, [chunk_size, prompt_length])
+            chunk_mask = tf.ensure_shape(chunk_mask, [chunk_size, prompt_length])
+            return self._generate_traced(chunk_ids, chunk_mask, copy.deepcopy(config), explicit_max_length, seed,
+                                         chunk_size)
+
+        compiled = tf.function(generate_chunk, jit_compile=True, autograph=False)
+        chunks = [-1, chunk_size, prompt_length]
+        sequences = tf.map_fn(
+            lambda chunk: compiled(*chunk), (tf.reshape(ids, chunks), tf.reshape(mask, chunks)),
+            fn_output_signature=tf.TensorSpec([chunk_size, None], tf.int32),
+        )
+        return tf.reshape(sequences, [-1, tf.shape(sequences)[2]])[:rows]
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -115,7 +115,7 @@ def _reverse_rows(ids):
     return ids.with_flat_values(tf.gather(ids.flat_values, flat_index))
 
 
-def _pad(ids, length, value, side):
+def pad(ids, length, value, side):
     """RaggedTensor [batch, None] -> dense [batch, length], padded with `value` on `side`."""
     shape = tf.stack([ids.nrows(), tf.cast(length, tf.int64)])
     if side == "left":
@@ -243,12 +243,14 @@ class TFTokenizerBase(keras.layers.Layer):
 
     def call(self, text, text_pair=None, *, padding="longest", max_length=None, truncation=None,
              pad_to_multiple_of=None, return_token_type_ids=None, return_attention_mask=True,
-             add_special_tokens=True):
+             add_special_tokens=True, return_sequence_ids=False):
         """transformers' `tokenizer(text, text_pair, ...)` for tf.string `[batch]` (or a scalar: batch 1).
 
         `padding`: "longest" (True), "max_length", or False for RaggedTensors. `truncation`: True /
         "longest_first", "only_first", "only_second", or None/False. With `truncation` and no `max_length`,
-        the tokenizer's `model_max_length` applies, as in transformers.
+        the tokenizer's `model_max_length` applies, as in transformers. `return_sequence_ids` adds
+        `sequence_ids`: 0 for tokens of `text`, 1 for `text_pair`, -1 for special tokens and padding
+        (transformers' `encoding.sequence_ids()`, which tells a question from its context in any template).
         """
         padding, truncation, max_length = self._resolve_options(padding, truncation, max_length, pad_to_multiple_of)
         first = self.tokenize_ids(_as_batch(text))
@@ -256,12 +258,14 @@ class TFTokenizerBase(keras.layers.Layer):
         template = self._template(second is not None, add_special_tokens)
         if truncation is not None:
             first, second = self._truncate(first, second, truncation, max_length - _added_count(template))
-        ids, type_ids = self._apply_template(template, first, second)
+        ids, type_ids, sequence_ids = self._apply_template(template, first, second)
         outputs = {"input_ids": ids}
         if return_token_type_ids or (return_token_type_ids is None and "token_type_ids" in self.model_input_names):
             outputs["token_type_ids"] = type_ids
         if return_attention_mask:
             outputs["attention_mask"] = tf.ones_like(ids)
+        if return_sequence_ids:
+            outputs["sequence_ids"] = sequence_ids
         if padding is None:
             return outputs
         length = tf.cast(ids.bounding_shape(axis=1), tf.int32)  # the longest row
@@ -269,8 +273,11 @@ class TFTokenizerBase(keras.layers.Layer):
             length = tf.maximum(length, max_length)  # a longer row (not truncated) is kept whole
         if pad_to_multiple_of:
             length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
-        pad_values = {"input_ids": self._pad_id(), "token_type_ids": 0, "attention_mask": 0}
-        return {name: _pad(value, length, pad_values[name], self.padding_side) for name, value in outputs.items()}
+        pad_values = {"input_ids": self._pad_id(), "token_type_ids": 0, "attention_mask": 0, "sequence_ids": -1}
+        padded = {name: pad(value, length, pad_values[name], self.padding_side) for name, value in outputs.items()}
+        if padding == "max_length" and truncation is not None:  # every row is exactly max_length: say so statically
+            padded = {name: tf.ensure_shape(value, [None, max_length]) for name, value in padded.items()}
+        return padded
 
     def _resolve_options(self, padding, truncation, max_length, pad_to_multiple_of):
         """(padding "longest" / "max_length" / None, truncation strategy or None, max_length), as transformers'
@@ -320,10 +327,11 @@ class TFTokenizerBase(keras.layers.Layer):
 
     @staticmethod
     def _apply_template(template, first, second):
-        """(ids, type ids), RaggedTensors [batch, None]: the sequences with the template's special tokens."""
+        """(ids, type ids, sequence ids), RaggedTensors [batch, None]: the sequences with the template's special
+        tokens; a sequence id is 0 for `A`, 1 for `B`, -1 for a special token."""
         batch = first.nrows()
         sequences = {"A": first, "B": second}
-        id_parts, type_parts = [], []
+        id_parts, type_parts, sequence_parts = [], [], []
         for piece, type_id in template:
             if isinstance(piece, str):
                 part = tf.cast(sequences[piece], tf.int32)
@@ -331,7 +339,8 @@ class TFTokenizerBase(keras.layers.Layer):
                 part = tf.RaggedTensor.from_tensor(tf.tile(tf.constant([piece], tf.int32), [batch, 1]))
             id_parts.append(part)
             type_parts.append(tf.ones_like(part) * type_id)
-        return tf.concat(id_parts, axis=1), tf.concat(type_parts, axis=1)
+            sequence_parts.append(tf.ones_like(part) * ({"A": 0, "B": 1}[piece] if isinstance(piece, str) else -1))
+        return tf.concat(id_parts, axis=1), tf.concat(type_parts, axis=1), tf.concat(sequence_parts, axis=1)
 
     def _pad_id(self):
         if self.pad_token_id is None:
