@@ -130,6 +130,7 @@ def test_tokenizer_inside_is_refused_with_the_reason(classifier, tmp_path):
         export_litert(model, tmp_path / "text.tflite", tokenizer=object())
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_flex_ops_do_not_run_in_tensorflows_interpreter():
     """Why the tokenizer is refused, measured: TF-Text's FastWordpiece kernel runs in the interpreter, a core
     TF string op (as every in-graph tokenizer uses) converts only as a Flex op, which the interpreter lacks.
