@@ -6,6 +6,7 @@ input dict, and `predict()` returns numpy in the model's output container.
 """
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -29,6 +30,8 @@ logger = logging.getLogger("tfformers")
 loading_logger = logging.getLogger("tfformers.loading")
 
 _DEFAULT_LOSS = "task_default"
+# transformers 4.x's serving inputs (`input_signature`), the ones of them a model takes.
+_SERVING_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json")
 
 
@@ -73,6 +76,13 @@ class TFPreTrainedModel(keras.Model):
     main_input_name = "input_ids"
     input_names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
     call_options = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # `keras.models.load_model` finds tfformers' classes by name, with no `custom_objects`. A user's
+        # subclass registers itself, as any Keras subclass does.
+        if cls.__module__.startswith("tfformers."):
+            keras.saving.register_keras_serializable(package="tfformers")(cls)
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -181,14 +191,109 @@ class TFPreTrainedModel(keras.Model):
                 layer.built = True
         self(self.dummy_inputs, training=False)
 
+    # ------------------------------------------------------------------------------ Keras serialization
+
     def get_config(self):
-        return {"config": self.config.to_dict()}
+        """Keras' config: the transformers configuration as a dict, the Keras name, trainability and dtype
+        policy (so `keras.models.load_model` rebuilds the model in the dtype it was saved in)."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": self.dtype_policy.name,
+            "config": self.config.to_dict(),
+        }
 
     @classmethod
     def from_config(cls, config):
-        if isinstance(config, Mapping) and "config" in config:
-            config = cls.config_class.from_dict(config["config"])
-        return cls(config)
+        """The model for `get_config()`'s dict (or a transformers configuration), unbuilt."""
+        if not (isinstance(config, Mapping) and "config" in config):
+            return cls(config)
+        options = dict(config)
+        settings, dtype = options.pop("config"), options.pop("dtype", None)
+        config_classes = cls.config_class if isinstance(cls.config_class, tuple) else (cls.config_class,)
+        by_type = {config_class.model_type: config_class for config_class in config_classes}
+        config_class = by_type.get(settings.get("model_type"), config_classes[0])
+        with _dtype_policy(dtype):
+            return cls(config_class.from_dict(settings), **options)
+
+    def get_build_config(self):
+        # Built by a call on `dummy_inputs`, not from input shapes: the config only records that it was.
+        return {"dummy_inputs": True} if self.built else None
+
+    def build_from_config(self, config):
+        """Builds the variables that `keras.models.load_model` then fills. They are drawn at random, not
+        deferred: `keras.models.clone_model` builds this way and keeps the new values."""
+        self.build_with_dummy_inputs()
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and self._use_default_loss:
+            config["loss"] = _DEFAULT_LOSS  # compile() passed Keras None for it
+        return config
+
+    def compile_from_config(self, config):
+        """Compiles as the saved model was, the task's default loss included (Keras' own version skips a
+        model with its own `compile`), and builds the optimizer so that its saved state loads."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ---------------------------------------------------------------------------------- serving, export
+
+    @property
+    def input_signature(self):
+        """{name: tf.TensorSpec} of the inputs a SavedModel serves (transformers 4.x): int32 ids, attention
+        mask and, where the model takes them, token type ids, [batch, seq] ([batch, choices, seq] for
+        multiple choice). No cache: an exported decoder computes every position."""
+        rank = 3 if self.task == "multiple-choice" else 2
+        return {
+            name: tf.TensorSpec([None] * rank, tf.int32, name=name)
+            for name in _SERVING_INPUTS
+            if name in self.input_names
+        }
+
+    @functools.cached_property
+    def serving(self):
+        """transformers 4.x's serving function: a `tf.function` over `input_signature` giving
+        `serving_output` of the model's outputs; `save_pretrained(saved_model=True)` writes it as the
+        `serving_default` signature. A subclass may replace it with its own
+        `@tf.function(input_signature=[...])` method calling `self.call` and `self.serving_output`."""
+        return tf.function(self._serve, input_signature=[self.input_signature], autograph=False)
+
+    def _serve(self, inputs):
+        return self.serving_output(self(inputs, training=False))
+
+    def serving_output(self, output):
+        """The outputs as a SavedModel signature returns them (transformers 4.x): a plain dict of tensors.
+        As in 4.x, hidden states and attentions are left out unless the config asks for them (a signature's
+        outputs are fixed when it is traced), and per-layer tuples are stacked into one tensor."""
+        served = {}
+        for key, value in output.items():
+            if value is None:
+                continue
+            if key.endswith("hidden_states") and not self.config.output_hidden_states:
+                continue
+            if key.endswith("attentions") and not self.config.output_attentions:
+                continue
+            served[key] = tf.stack(value) if isinstance(value, (tuple, list)) else value
+        return served
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras `export`. Without `input_signature` the `serve` endpoint takes a dict shaped as
+        `self.input_signature`: Keras would infer it from the shapes of a first build, which these models,
+        built by a call on dummy inputs (or not yet), do not record. An unbuilt model is built first."""
+        if not self.built:
+            self.build_with_dummy_inputs()
+        if input_signature is None:
+            input_signature = [self.input_signature]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
+    def export_for_serving(self, output, **kwargs):
+        """Exports this model for a serving runtime into `output`; see `tfformers.export.export` for the
+        formats and options (`tokenizer`, `task`, `version`, `format`, ...)."""
+        from tfformers.export import export
+
+        return export(self, output, **kwargs)
 
     # ------------------------------------------------------------------------------------------- loading
 
@@ -276,13 +381,19 @@ class TFPreTrainedModel(keras.Model):
         """The PyTorch transformers class with the same weights (`TFBertModel` -> `BertModel`)."""
         return type(self).__name__.removeprefix("TF")
 
-    def save_pretrained(self, save_directory, *, max_shard_size="5GB", tokenizer=None):
+    def save_pretrained(
+        self, save_directory, *, max_shard_size="5GB", tokenizer=None, saved_model=False, version=1, signatures=None
+    ):
         """Writes `config.json` and safetensors weights in PyTorch transformers' names and layouts.
 
         Above `max_shard_size` the weights are sharded with an index. The tokenizer passed here (or
-        attached as `model.tokenizer`) is saved alongside. The write is atomic: the folder holds either
-        the previous content or the complete new model, never a mix.
+        attached as `model.tokenizer`) is saved alongside. With `saved_model=True` a TensorFlow SavedModel
+        for TF Serving is written too, at `saved_model/<version>/` (transformers 4.x), with `signatures` or,
+        by default, `serving` as its `serving_default` signature; other versions there stay. The write is
+        atomic: the folder holds either the previous content or the complete new model, never a mix.
         """
+        if saved_model and not (isinstance(version, int) and version >= 0):
+            raise ValueError(f"version={version!r}: TF Serving reads versions as folder names, use an int >= 0.")
         state = {key: param.to_numpy() for key, param in self.checkpoint_parameters().items()}
         config = self.config.__class__.from_dict(self.config.to_dict())
         config.architectures = [self.pytorch_architecture]
@@ -295,7 +406,26 @@ class TFPreTrainedModel(keras.Model):
             checkpoint.write_safetensors(state, staging, max_shard_size)
             if tokenizer is not None:
                 tokenizer.save_pretrained(staging)
+            if saved_model:
+                self._write_saved_model(os.path.join(staging, "saved_model", str(version)), signatures)
         logger.info("Saved %s to %s", type(self).__name__, save_directory)
+
+    def _write_saved_model(self, path, signatures):
+        if signatures is None:
+            serving = self.serving
+            if serving.input_signature is None:  # a subclass's plain @tf.function, as late 4.x declared it
+                serving = serving.get_concrete_function(self.input_signature)
+            signatures = {"serving_default": serving}
+        tf.saved_model.save(self, path, signatures=signatures)
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # A SavedModel (save_pretrained(saved_model=True), tf.saved_model.save) serves: the optimizer's state
+        # would double or triple it (4.x saved with include_optimizer=False). Keras drops its train/predict
+        # functions from SavedModels the same way; checkpoints keep everything.
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel":
+            children.pop("optimizer", None)
+        return children
 
     def push_to_hub(self, repo_id, **kwargs):
         """Uploads the model folder (config, safetensors in PyTorch layout, tokenizer, model card) to the

@@ -307,6 +307,9 @@ class TFBertModel(TFBertPreTrainedModel):
         super().__init__(config, **kwargs)
         self.bert = self.main_layer_class(config, add_pooling_layer=add_pooling_layer)
 
+    def get_config(self):
+        return {**super().get_config(), "add_pooling_layer": self.bert.pooler is not None}
+
 
 _TIED_LM_KEYS = {
     "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",

@@ -7,8 +7,6 @@ Only two things differ from BERT, so the encoder, pooler and plumbing are import
 Attribute names equal PyTorch transformers' module names (`roberta.encoder.layer.0.attention.self.query`).
 """
 
-from collections.abc import Mapping
-
 import keras
 import tensorflow as tf
 from transformers import RobertaConfig, XLMRobertaConfig
@@ -100,14 +98,6 @@ class TFRobertaPreTrainedModel(TFBertPreTrainedModel):
     base_model_prefix = "roberta"
     main_layer_class = RobertaMainLayer
 
-    @classmethod
-    def from_config(cls, config):
-        if isinstance(config, Mapping) and "config" in config:  # two config classes: pick by model_type
-            settings = config["config"]
-            by_type = {config_class.model_type: config_class for config_class in cls.config_class}
-            return cls(by_type.get(settings.get("model_type"), RobertaConfig).from_dict(settings))
-        return super().from_config(config)
-
     @property
     def pytorch_architecture(self):
         """`RobertaForMaskedLM`, or `XLMRobertaForMaskedLM` for an XLM-RoBERTa config."""
@@ -121,6 +111,9 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
     def __init__(self, config, add_pooling_layer=True, **kwargs):
         super().__init__(config, **kwargs)
         self.roberta = self.main_layer_class(config, add_pooling_layer=add_pooling_layer)
+
+    def get_config(self):
+        return {**super().get_config(), "add_pooling_layer": self.roberta.pooler is not None}
 
 
 class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
