@@ -127,6 +127,17 @@ def test_keras_format_keeps_dtype_options_and_compilation(tmp_path):
     assert "pooler_output" not in keras.models.load_model(tmp_path / "no_pooler.keras")(inputs)
 
 
+def test_a_functional_model_around_a_pretrained_one_round_trips(tmp_path):
+    arch = ARCHITECTURES[0]
+    backbone = built_model(arch, "BertModel")
+    names = ("input_ids", "attention_mask")
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in names}
+    model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs).pooler_output))
+    model.save(tmp_path / "hybrid.keras")
+    x = {k: v for k, v in make_inputs(arch, backbone.config, "BertModel").items() if k in names}
+    np.testing.assert_allclose(keras.models.load_model(tmp_path / "hybrid.keras")(x), model(x), atol=1e-6)
+
+
 # --------------------------------------------------------------------------- Keras export, 4.x SavedModel
 
 
