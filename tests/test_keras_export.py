@@ -118,7 +118,8 @@ def test_keras_format_keeps_dtype_options_and_compilation(tmp_path):
     assert not [w for w in caught if "compile" in str(w.message)], "compiled as saved, no Keras warning"
     assert {v.dtype for v in loaded.weights} == {"bfloat16"} and loaded.name == model.name
     assert loaded._use_default_loss and int(loaded.optimizer.iterations) == 1
-    np.testing.assert_array_equal(loaded.optimizer.variables[2].numpy(), model.optimizer.variables[2].numpy())
+    for restored, saved in zip(loaded.optimizer.variables, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy())  # the moments go on training
     assert_same_outputs(loaded(inputs), model(inputs))
 
     no_pooler = tfformers.TFBertModel(base.config, add_pooling_layer=False)
