@@ -20,7 +20,7 @@ from transformers import (  # torch-free parts
     XLMRobertaConfig,
 )
 
-from tfformers import export
+from tfformers import export, keras_compat
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.errors import (
     BackendError,
@@ -83,3 +83,5 @@ from tfformers.tokenization.tf_sentencepiece import TFSentencePieceTokenizer
 from tfformers.tokenization.tf_wordpiece import TFBertTokenizer
 
 __version__ = "0.1.0"
+
+keras_compat.install()

@@ -5,6 +5,7 @@ push a model folder to the Hub.
     tfformers predict out/ "Shares fell sharply" "The striker scored twice"
     tfformers generate --model FOLDER --gguf-file model.gguf --chat "What is the capital of France?"
     tfformers push out/ my-name/news-classifier
+    tfformers export --model out/ --output exports/news        # exports/news/1: strings in, labels out
     tfformers serve exports/ --port 8501
 
 User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
@@ -241,6 +242,43 @@ def build_parser():
     _add_hub_options(pu, commit_message=True)
     _add_common(pu)
     pu.set_defaults(run=_push)
+
+    ex = commands.add_parser(
+        "export",
+        help="export a model with its tokenizer for serving (SavedModel or LiteRT)",
+        description="Write MODEL and its tokenizer as one artifact in TF Serving's layout, OUTPUT/VERSION/ "
+        "(OUTPUT is BASE/NAME). A SavedModel's serving_default signature takes raw strings ('text'; "
+        "'question' and 'context' for question answering) and answers the task; 'from_ids' takes token ids. "
+        "It loads with TensorFlow and tensorflow-text alone and serves with `tfformers serve BASE`. "
+        "--format litert writes OUTPUT/VERSION/model.tflite (token ids in). See docs/deployment.md.",
+    )
+    _add_model_argument(ex, "a model folder, Hub model id, or .gguf file")
+    ex.add_argument("-o", "--output", required=True, metavar="BASE/NAME",
+                    help="the model's folder in TF Serving's layout; the version folder goes below it")
+    ex.add_argument("--task", help="what the artifact answers: text-classification, token-classification, "
+                    "question-answering, feature-extraction, fill-mask or text-generation (default: the "
+                    "checkpoint's head)")
+    ex.add_argument("--version", type=_positive_int, metavar="N",
+                    help="version number (default: one above the highest in OUTPUT, 1 in a new folder)")
+    ex.add_argument("--format", choices=("saved_model", "litert"), default="saved_model",
+                    help="saved_model (default; strings in, for TF Serving and `tfformers serve`) or litert")
+    ex.add_argument("--tokenizer", metavar="PATH", help="tokenizer folder or Hub id (default: MODEL's)")
+    ex.add_argument("--gguf-file", metavar="NAME", help="a GGUF checkpoint in MODEL's folder or Hub repo")
+    ex.add_argument("--revision", metavar="REV", help="branch, tag or commit of a Hub MODEL (default: main)")
+    ex.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
+    sizes = ex.add_argument_group("sizes and generation")
+    sizes.add_argument("--max-length", type=_positive_int, metavar="TOKENS",
+                       help="tokens per text at most; longer texts are truncated (default: the model's limit)")
+    sizes.add_argument("--sequence-length", type=_positive_int, metavar="TOKENS",
+                       help="with --format litert: the fixed input length (default: 128)")
+    sizes.add_argument("--max-new-tokens", type=_positive_int, metavar="N",
+                       help="text generation: tokens generated per prompt (default: the generation config's)")
+    sizes.add_argument("--max-prompt-length", type=_positive_int, metavar="TOKENS",
+                       help="text generation: prompt tokens kept, the last ones (default: 64)")
+    sizes.add_argument("--chat", action="store_true",
+                       help="text generation: wrap each text in the tokenizer's chat template as a user message")
+    _add_common(ex)
+    ex.set_defaults(run=_export, parser=ex)
 
     se = commands.add_parser(
         "serve",
@@ -748,6 +786,43 @@ def _push(args):
                                          commit_message=args.commit_message, revision=args.revision,
                                          create_pr=args.create_pr)
     print(f"Pushed {args.folder} to {args.repo_id}: {info.pr_url or info.commit_url}")
+    return 0
+
+
+def _export(args):
+    from tfformers import export
+    from tfformers.config import load_config
+    from tfformers.export.module import EXPORT_TASKS
+    from tfformers.models.auto import model_class_for
+    from tfformers.tasks import task_of_architecture
+
+    source, gguf_file = _model_source(args)
+    hub_kwargs = {"revision": args.revision, "token": args.token}
+    config = load_config(source, gguf_file=gguf_file, **hub_kwargs)
+    if args.task:
+        heads = {export_task: model_task for model_task, export_task in EXPORT_TASKS.items()}
+        if args.task not in heads:
+            raise UsageError(f"unknown --task {args.task!r}; use one of {sorted(heads)}.")
+        model_task = heads[args.task]
+    else:
+        model_task = task_of_architecture((config.architectures or ["Model"])[0]) or "base"
+    model = model_class_for(config, model_task).from_pretrained(source, config=config, gguf_file=gguf_file,
+                                                                **hub_kwargs)
+    options = {"sequence_length": args.sequence_length} if args.format == "litert" else {
+        "max_length": args.max_length, "max_new_tokens": args.max_new_tokens,
+        "max_prompt_length": args.max_prompt_length, "chat_template": args.chat or None,
+    }
+    options = {name: value for name, value in options.items() if value is not None}
+    if args.format == "saved_model":
+        tokenizer_kwargs = {} if args.tokenizer else {"gguf_file": gguf_file, "revision": args.revision}
+        tokenizer = _load_tokenizer(args.tokenizer or source, args.token, **tokenizer_kwargs)
+        if model.task != "causal-lm":  # generation options only apply to text generation
+            options = {name: value for name, value in options.items() if name == "max_length"}
+    else:
+        tokenizer = None
+    path = export(model, args.output, tokenizer=tokenizer, task=args.task, version=args.version,
+                  format=args.format, **options)
+    print(f"Exported {args.model} to {path}")
     return 0
 
 
