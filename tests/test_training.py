@@ -529,7 +529,12 @@ def test_masked_lm_training_on_bbc_lowers_held_out_loss(minilm_tokenizer):
 @pytest.mark.slow
 def test_slow_minilm_fine_tuned_on_bbc_news_reaches_95_percent(minilm_tokenizer):
     """The one slow test (~3 minutes on 2 CPU cores): fine-tune the real MiniLM on BBC News topics from the
-    title and the opening paragraphs, with a seeded 80/20 split; the held-out accuracy is at least 95%."""
+    title and the opening paragraphs, with a seeded 80/20 split; the held-out accuracy is at least 95%.
+
+    The held-out articles go through the model once, in `predict` (an `evaluate` pass as well cost a second
+    graph and as much compute again; Keras' accuracy metric against `predict` is tested on the tiny model in
+    test_evaluate_and_predict_take_every_label_form). Without `jit_compile`, Keras compiles no XLA on a
+    CPU-only machine: the training is one traced graph for every bucket length."""
     import datasets
 
     started = time.perf_counter()
@@ -565,11 +570,10 @@ def test_slow_minilm_fine_tuned_on_bbc_news_reaches_95_percent(minilm_tokenizer)
         metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
     )
     history = model.fit(train, epochs=BBC_EPOCHS, verbose=0).history
-    result = model.evaluate(held_out, verbose=0, return_dict=True)
     predicted = np.argmax(model.predict(held_out, verbose=0).logits, axis=-1)
     accuracy = float(np.mean(predicted == np.array(split["test"]["label"])))
     elapsed = time.perf_counter() - started
     print(f"\nBBC News held-out accuracy {accuracy:.4f} ({len(predicted)} articles) in {elapsed:.0f}s; train {history}")
-    assert result["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert len(predicted) == len(split["test"])  # every held-out article scored: no batch dropped
     assert model.config.id2label[int(predicted[0])] in BBC_CLASSES
     assert accuracy >= 0.95
