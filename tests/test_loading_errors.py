@@ -129,14 +129,15 @@ def test_transformers_validation_becomes_one_line_config_error(tmp_path, field, 
 # ---------------------------------------------------------------------------------------------- files
 
 
-def test_tf_model_h5_is_named_as_transformers_4_tensorflow_weights(tmp_path):
+def test_unreadable_tf_model_h5_is_named_as_transformers_4_tensorflow_weights(tmp_path):
+    """tf_model.h5 loads (tests/test_legacy_h5.py); one that h5py cannot open is refused naming the file."""
     folder = folder_with_config(tmp_path, _bert_config())
     (folder / "tf_model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     with pytest.raises(CheckpointError) as error:
         tfformers.TFAutoModel.from_pretrained(folder)
     message = str(error.value)
-    assert "holds tf_model.h5, transformers 4.x TensorFlow weights; loading them is not supported yet" in message
-    assert "from_tf=True" in message and "safe_serialization=True" in message
+    assert f"Cannot read the transformers 4.x TensorFlow weights file {folder / 'tf_model.h5'}" in message
+    assert "truncated or corrupt" in message and "\n" not in message
     assert "pickle" not in message
 
 

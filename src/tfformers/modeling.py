@@ -318,7 +318,8 @@ class TFPreTrainedModel(keras.Model):
         `config_overrides` (e.g. `num_labels=3`, `output_hidden_states=True`) update the configuration.
         `dtype` ("float32", "bfloat16", "float16", or a Keras policy such as "mixed_bfloat16") sets the
         variables' dtype; None keeps the global Keras policy. Weights are read from `model.safetensors`
-        or a sharded index, or from `gguf_file` (a llama.cpp checkpoint in the folder or repo: config from
+        or a sharded index; without them, from transformers 4.x TensorFlow's `tf_model.h5` or its shards
+        (`checkpoint.h5`); or from `gguf_file` (a llama.cpp checkpoint in the folder or repo: config from
         its metadata, weights dequantized to float32); a base checkpoint loads into a head model (the head
         is newly initialized and reported) and the other way round.
         """
@@ -339,16 +340,20 @@ class TFPreTrainedModel(keras.Model):
         if gguf_file is not None:
             reader = GGUFReader(resolve(gguf_file, required=True))
         else:
-            reader = checkpoint.SafetensorsReader(checkpoint.checkpoint_files(resolve, source))
+            reader = checkpoint.open_reader(checkpoint.checkpoint_files(resolve, source, legacy_h5=True))
         params = model.checkpoint_parameters()
-        report = checkpoint.load_parameters(
-            params,
-            reader,
-            base_model_prefix=cls.base_model_prefix,
-            tied_keys=model.tied_weights_keys,
-            ignored_unexpected=cls.ignored_unexpected_keys,
-            ignore_mismatched_sizes=ignore_mismatched_sizes,
-        )
+        try:
+            report = checkpoint.load_parameters(
+                params,
+                reader,
+                base_model_prefix=cls.base_model_prefix,
+                tied_keys=model.tied_weights_keys,
+                ignored_unexpected=cls.ignored_unexpected_keys,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+            )
+        finally:
+            if hasattr(reader, "close"):  # h5 files stay open (and locked) until closed
+                reader.close()
         for key in report.missing_keys:  # built deferred (zeros): draw their initial values now
             params[key].initialize()
         if getattr(model, "can_generate", False):

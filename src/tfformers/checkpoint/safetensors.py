@@ -65,48 +65,73 @@ _REFUSED_WEIGHTS = (
      "has only {name}, which tfformers does not load: PyTorch pickles can execute arbitrary code when "
      "unpickled. Convert it to safetensors where you trust the file (e.g. load it with PyTorch transformers "
      "and call save_pretrained(..., safe_serialization=True)), or use a revision that has model.safetensors."),
-    (("tf_model.h5", "tf_model.h5.index.json"),
-     "holds {name}, transformers 4.x TensorFlow weights; loading them is not supported yet. Convert them "
-     "with transformers 4.x and PyTorch: `AutoModel.from_pretrained(folder, from_tf=True).save_pretrained("
-     "folder, safe_serialization=True)` (with the Auto class of the model's task) writes model.safetensors; "
-     "or use a revision that has model.safetensors."),
 )
+# transformers 4.x TensorFlow weights: read by from_pretrained (`legacy_h5=True`); elsewhere (restoring a
+# training checkpoint) refused with this.
+_LEGACY_H5_REFUSAL = (
+    "holds {name}, transformers 4.x TensorFlow weights, which only from_pretrained reads. Convert the folder "
+    "to safetensors with `tfformers convert OLD_DIR NEW_DIR` (or load it with from_pretrained and call "
+    "save_pretrained)."
+)
+_H5_NAME, _H5_INDEX_NAME = "tf_model.h5", "tf_model.h5.index.json"
 
 
-def checkpoint_files(resolve, source):
+def _shard_files(resolve, source, index_name):
+    """The files a shard index (safetensors' or tf_model.h5's) names, resolved; None without an index."""
+    index_path = resolve(index_name, required=False)
+    if not index_path:
+        return None
+    try:
+        with open(index_path) as handle:
+            weight_map = json.load(handle)["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"The shard index {index_path} is not valid JSON with a 'weight_map': {error}."
+        ) from None
+    files = []
+    for shard in dict.fromkeys(weight_map.values()):
+        path = resolve(shard, required=False)
+        if path is None:
+            raise CheckpointError(
+                f"Shard {shard!r} is listed in {index_name} of {source} but is missing. "
+                "The checkpoint is incomplete: upload or copy every shard the index names."
+            )
+        files.append(path)
+    return files
+
+
+def checkpoint_files(resolve, source, legacy_h5=False):
     """Weight files of a checkpoint. `resolve(filename, required)` returns a local path or None.
 
-    Prefers `model.safetensors`, then a sharded index. PyTorch pickles are never loaded.
+    Prefers `model.safetensors`, then a sharded index; with `legacy_h5`, then transformers 4.x TensorFlow's
+    `tf_model.h5`, then its shard index (read them with `checkpoint.open_reader`). PyTorch pickles are never
+    loaded.
     """
     single = resolve(SAFE_WEIGHTS_NAME, required=False)
     if single:
         return [single]
-    index_path = resolve(SAFE_WEIGHTS_INDEX_NAME, required=False)
-    if index_path:
-        try:
-            with open(index_path) as handle:
-                weight_map = json.load(handle)["weight_map"]
-        except (OSError, ValueError, KeyError) as error:
-            raise CheckpointError(
-                f"The shard index {index_path} is not valid JSON with a 'weight_map': {error}."
-            ) from None
-        files = []
-        for shard in dict.fromkeys(weight_map.values()):
-            path = resolve(shard, required=False)
-            if path is None:
-                raise CheckpointError(
-                    f"Shard {shard!r} is listed in {SAFE_WEIGHTS_INDEX_NAME} of {source} but is missing. "
-                    "The checkpoint is incomplete: upload or copy every shard the index names."
-                )
-            files.append(path)
-        return files
+    shards = _shard_files(resolve, source, SAFE_WEIGHTS_INDEX_NAME)
+    if shards:
+        return shards
+    if legacy_h5:
+        single = resolve(_H5_NAME, required=False)
+        if single:
+            return [single]
+        shards = _shard_files(resolve, source, _H5_INDEX_NAME)
+        if shards:
+            return shards
     for names, refusal in _REFUSED_WEIGHTS:
         for name in names:
             if resolve(name, required=False):
                 raise CheckpointError(f"{source} " + refusal.format(name=name))
-    raise CheckpointError(
-        f"No weights found in {source}: expected {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}."
-    )
+    if not legacy_h5:
+        for name in (_H5_NAME, _H5_INDEX_NAME):
+            if resolve(name, required=False):
+                raise CheckpointError(f"{source} " + _LEGACY_H5_REFUSAL.format(name=name))
+    expected = f"{SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME}"
+    if legacy_h5:
+        expected = f"{SAFE_WEIGHTS_NAME}, {SAFE_WEIGHTS_INDEX_NAME}, {_H5_NAME} or {_H5_INDEX_NAME}"
+    raise CheckpointError(f"No weights found in {source}: expected {expected}.")
 
 
 # ---------------------------------------------------------------------------------------------- writing
