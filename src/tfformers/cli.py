@@ -7,6 +7,7 @@ push a model folder to the Hub.
     tfformers push out/ my-name/news-classifier
     tfformers export --model out/ --output exports/news        # exports/news/1: strings in, labels out
     tfformers serve exports/ --port 8501
+    tfformers convert old-tf-model/ new-model/                 # transformers 4.x tf_model.h5 -> safetensors
 
 User errors (a missing column or file, an unknown model, labels that do not fit the model) print one line
 `tfformers <command>: error: ...` to stderr and exit with status 2, without a traceback; any other failure
@@ -316,6 +317,21 @@ def build_parser():
     se.add_argument("--access-log", action="store_true", help="log every request (default: errors only)")
     _add_common(se)
     se.set_defaults(run=_serve)
+
+    co = commands.add_parser(
+        "convert",
+        help="convert a transformers 4.x TensorFlow folder (tf_model.h5) to safetensors",
+        description="Write NEW_DIR with OLD_DIR's transformers 4.x TensorFlow weights (tf_model.h5, or its "
+        "shards and tf_model.h5.index.json) as safetensors in PyTorch transformers' names and layouts, and "
+        "every other file of OLD_DIR (config.json, tokenizer files) copied. NEW_DIR must not exist or be "
+        "empty; OLD_DIR is not changed. See docs/migrating.md.",
+    )
+    co.add_argument("old_dir", metavar="OLD_DIR", help="a folder written by transformers 4.x TF save_pretrained")
+    co.add_argument("new_dir", metavar="NEW_DIR", help="the folder to write (new or empty)")
+    co.add_argument("--max-shard-size", default="5GB", metavar="SIZE",
+                    help="shard the safetensors above this size, e.g. 500MB (default: 5GB)")
+    _add_common(co)
+    co.set_defaults(run=_convert)
     return parser
 
 
@@ -823,6 +839,19 @@ def _export(args):
     path = export(model, args.output, tokenizer=tokenizer, task=args.task, version=args.version,
                   format=args.format, **options)
     print(f"Exported {args.model} to {path}")
+    return 0
+
+
+def _convert(args):
+    from tfformers.checkpoint import parse_size
+    from tfformers.checkpoint.h5 import convert_folder
+
+    try:
+        parse_size(args.max_shard_size)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    read, written = convert_folder(args.old_dir, args.new_dir, max_shard_size=args.max_shard_size)
+    print(f"Converted {args.old_dir} ({', '.join(read)}) to {args.new_dir}: {', '.join(written)}")
     return 0
 
 

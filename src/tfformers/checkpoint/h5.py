@@ -20,7 +20,8 @@ last part `kernel` -> `weight` (transposed: TF [in, out], PyTorch [out, in]), `e
 `gamma` -> `weight`, `beta` -> `bias`. A name that is already PyTorch's (`word_embeddings/weight`, GPT-2's
 `c_attn/weight`, the MLM heads' `predictions/bias`, `lm_head/bias`, `vocab_projector/bias`) keeps it.
 The result is a reader with the `SafetensorsReader` interface, so `keys.load_parameters` assigns it and
-reports missing and unexpected keys as for any checkpoint.
+reports missing and unexpected keys as for any checkpoint. `convert_folder` (`tfformers convert`) writes
+these tensors as safetensors, without building a model: any architecture 4.x saved converts.
 """
 
 import re
@@ -30,7 +31,7 @@ import numpy as np
 
 from tfformers.errors import CheckpointError
 
-__all__ = ["TF2_WEIGHTS_INDEX_NAME", "TF2_WEIGHTS_NAME", "H5Reader", "is_h5_file", "pytorch_key"]
+__all__ = ["TF2_WEIGHTS_INDEX_NAME", "TF2_WEIGHTS_NAME", "H5Reader", "convert_folder", "is_h5_file", "pytorch_key"]
 
 TF2_WEIGHTS_NAME = "tf_model.h5"
 TF2_WEIGHTS_INDEX_NAME = "tf_model.h5.index.json"
@@ -168,3 +169,49 @@ class H5Reader:
             ) from None
         array = np.asarray(array)
         return np.ascontiguousarray(array.T) if transpose else array
+
+
+# ------------------------------------------------------------------------------------------- converting
+
+
+def convert_folder(old_dir, new_dir, max_shard_size="5GB"):
+    """Writes `new_dir`: the safetensors of `old_dir`'s transformers 4.x TensorFlow weights (PyTorch names
+    and layouts, as PyTorch transformers saves them) and every other file of `old_dir`'s top level (config,
+    tokenizer) copied. `new_dir` must not exist or be empty; it is written atomically. Returns (the weight
+    files read, the names written)."""
+    import os
+    import shutil
+
+    from tfformers.checkpoint.safetensors import checkpoint_files, write_safetensors
+    from tfformers.fileio import atomic_directory
+
+    old_dir, new_dir = os.fspath(old_dir), os.fspath(new_dir)
+    if not os.path.isdir(old_dir):
+        raise CheckpointError(f"No such folder: {old_dir}.")
+    if os.path.exists(new_dir) and (not os.path.isdir(new_dir) or os.listdir(new_dir)):
+        raise CheckpointError(
+            f"{new_dir} already exists and is not an empty folder; choose a new folder (the converted model is "
+            "written there, never over existing files)."
+        )
+
+    def resolve(name, required):
+        path = os.path.join(old_dir, name)
+        return path if os.path.isfile(path) else None
+
+    files = checkpoint_files(resolve, old_dir, legacy_h5=True)
+    if not any(is_h5_file(path) for path in files):
+        raise CheckpointError(
+            f"{old_dir} already holds safetensors weights ({os.path.basename(files[0])}); there is no "
+            f"{TF2_WEIGHTS_NAME} to convert."
+        )
+    with H5Reader(files) as reader:
+        state = {key: reader.get(key) for key in reader.keys()}
+    weight_files = {os.path.basename(path) for path in files} | {TF2_WEIGHTS_INDEX_NAME}
+    with atomic_directory(new_dir) as staging:
+        written = write_safetensors(state, staging, max_shard_size)
+        for name in sorted(os.listdir(old_dir)):
+            path = os.path.join(old_dir, name)
+            if name not in weight_files and name not in written and os.path.isfile(path):
+                shutil.copy2(path, os.path.join(staging, name))
+                written.append(name)
+    return [os.path.basename(path) for path in files], written
