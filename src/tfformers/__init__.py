@@ -8,13 +8,26 @@ from tfformers.utils import logging
 # isort: split
 
 from transformers import (  # torch-free parts
+    CONFIG_MAPPING,
     AutoConfig,
+    AutoFeatureExtractor,
+    AutoImageProcessor,
     BertConfig,
+    BertTokenizerFast,
     DistilBertConfig,
     GenerationConfig,
     GPT2Config,
+    HfArgumentParser,
     LlamaConfig,
+    M2M100Tokenizer,
+    MBart50Tokenizer,
+    MBart50TokenizerFast,
+    MBartTokenizer,
+    MBartTokenizerFast,
     MistralConfig,
+    PretrainedConfig,
+    PreTrainedTokenizer,
+    PreTrainedTokenizerFast,
     Qwen2Config,
     RobertaConfig,
     XLMRobertaConfig,
@@ -22,6 +35,13 @@ from transformers import (  # torch-free parts
 
 from tfformers import export, keras_compat
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
+from tfformers.data.collators import (
+    DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    DefaultDataCollator,
+)
 from tfformers.errors import (
     BackendError,
     CheckpointError,
@@ -32,6 +52,27 @@ from tfformers.errors import (
 )
 from tfformers.generation import GenerationMixin, StaticCache
 from tfformers.modeling import TFPreTrainedModel
+from tfformers.modeling_tf_auto import (
+    TF_MODEL_FOR_CAUSAL_LM_MAPPING,
+    TF_MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    TF_MODEL_FOR_MASKED_LM_MAPPING,
+    TF_MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    TF_MODEL_FOR_MULTIPLE_CHOICE_MAPPING,
+    TF_MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES,
+    TF_MODEL_FOR_PRETRAINING_MAPPING,
+    TF_MODEL_FOR_PRETRAINING_MAPPING_NAMES,
+    TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING,
+    TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES,
+    TF_MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING,
+    TF_MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    TF_MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING,
+    TF_MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+    TF_MODEL_MAPPING,
+    TF_MODEL_MAPPING_NAMES,
+    TF_MODEL_WITH_LM_HEAD_MAPPING,
+    TF_MODEL_WITH_LM_HEAD_MAPPING_NAMES,
+)
+from tfformers.modeling_tf_utils import shape_list
 from tfformers.models.auto import (
     TFAutoModel,
     TFAutoModelForCausalLM,
@@ -76,11 +117,21 @@ from tfformers.models.roberta import (
     TFRobertaForTokenClassification,
     TFRobertaModel,
 )
+from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
 from tfformers.tokenization import AutoTokenizer
 from tfformers.tokenization.tf_auto import TFAutoTokenizer
 from tfformers.tokenization.tf_bpe import TFByteLevelBPETokenizer, TFGPT2Tokenizer
 from tfformers.tokenization.tf_sentencepiece import TFSentencePieceTokenizer
 from tfformers.tokenization.tf_wordpiece import TFBertTokenizer
+from tfformers.trainer_utils import EvalPrediction, set_seed
+from tfformers.training_args import TFTrainingArguments
+from tfformers.utils import (
+    CONFIG_NAME,
+    SAFE_WEIGHTS_NAME,
+    TF2_WEIGHTS_NAME,
+    TF_WEIGHTS_NAME,
+    WEIGHTS_NAME,
+)
 
 __version__ = "0.1.0"
 

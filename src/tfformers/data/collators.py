@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
+import transformers
 
 from tfformers.data.columns import (
     LABEL_PAD_TOKEN_ID,
@@ -333,3 +334,43 @@ class DataCollatorForLanguageModeling(DataCollatorWithPadding):
         out["labels"] = replace(out["input_ids"], name="labels", role=Role.SEQUENCE_LABELS, source=None,
                                 description="input_ids with the unscored positions set to -100")
         return out
+
+
+# transformers 5's collators return NumPy or PyTorch tensors (return_tensors="tf" gives None); these two are
+# transformers' own, computed in NumPy and converted when "tf" is asked for, as in transformers 4.x.
+
+
+def _tf_batch(batch):
+    """Each value of `batch` (a dict or BatchEncoding, changed in place) as a TensorFlow tensor; None stays."""
+    for key, value in list(batch.items()):
+        if value is not None:
+            batch[key] = tf.convert_to_tensor(value)
+    return batch
+
+
+@dataclass
+class DefaultDataCollator(transformers.DefaultDataCollator):
+    """transformers' `DefaultDataCollator`: stacks each feature (`label`/`label_ids` become `labels`), no
+    padding. `return_tensors` "np" (the default here; 4.x's was "pt") or "tf"."""
+
+    return_tensors: str = "np"
+
+    def __call__(self, features, return_tensors=None):
+        return_tensors = return_tensors or self.return_tensors
+        if return_tensors == "tf":
+            return _tf_batch(super().__call__(features, return_tensors="np"))
+        return super().__call__(features, return_tensors=return_tensors)
+
+
+@dataclass
+class DataCollatorForSeq2Seq(transformers.DataCollatorForSeq2Seq):
+    """transformers' `DataCollatorForSeq2Seq`: pads the inputs with the tokenizer and `labels` with
+    `label_pad_token_id` (-100). `return_tensors` "np" (the default here; 4.x's was "pt") or "tf"."""
+
+    return_tensors: str = "np"
+
+    def __call__(self, features, return_tensors=None):
+        return_tensors = return_tensors or self.return_tensors
+        if return_tensors == "tf":
+            return _tf_batch(super().__call__(features, return_tensors="np"))
+        return super().__call__(features, return_tensors=return_tensors)

@@ -20,11 +20,19 @@ __all__ = [
     "FATAL",
     "INFO",
     "WARNING",
+    "add_handler",
+    "disable_default_handler",
     "disable_progress_bar",
+    "disable_propagation",
+    "enable_default_handler",
+    "enable_explicit_format",
     "enable_progress_bar",
+    "enable_propagation",
     "get_logger",
     "get_verbosity",
     "is_progress_bar_enabled",
+    "remove_handler",
+    "reset_format",
     "set_verbosity",
     "set_verbosity_debug",
     "set_verbosity_error",
@@ -39,6 +47,7 @@ INFO = logging.INFO
 DEBUG = logging.DEBUG
 
 LIBRARY_LOGGER = "tfformers"
+EXPLICIT_FORMAT = "[%(levelname)s|%(filename)s:%(lineno)s] %(asctime)s >> %(message)s"
 _TORCH_NOTICE = "PyTorch was not found. Models won't be available"
 _stderr_handler = None
 
@@ -95,9 +104,70 @@ def _ensure_a_handler():
     need one, unless the application has configured logging (a root handler), which then prints them."""
     global _stderr_handler
     library = get_logger()
-    if _stderr_handler is None and not library.handlers and not logging.getLogger().handlers:
-        _stderr_handler = logging.StreamHandler(sys.stderr)
+    if not library.handlers and not logging.getLogger().handlers:
+        if _stderr_handler is None:
+            _stderr_handler = logging.StreamHandler(sys.stderr)
         library.addHandler(_stderr_handler)
+
+
+# transformers 4.x's handler functions, on tfformers' logger and on transformers' (whose messages tfformers
+# users see too, e.g. from tokenizers): 4.x scripts call `set_verbosity_info(); enable_default_handler();
+# enable_explicit_format()`.
+
+
+def enable_default_handler():
+    """Adds tfformers' stderr handler to the `tfformers` logger (and transformers' to its own)."""
+    from transformers.utils import logging as transformers_logging
+
+    global _stderr_handler
+    if _stderr_handler is None:
+        _stderr_handler = logging.StreamHandler(sys.stderr)
+    if _stderr_handler not in get_logger().handlers:
+        get_logger().addHandler(_stderr_handler)
+    transformers_logging.enable_default_handler()
+
+
+def disable_default_handler():
+    """Removes the handlers `enable_default_handler` (or a verbose `set_verbosity`) added."""
+    from transformers.utils import logging as transformers_logging
+
+    if _stderr_handler is not None:
+        get_logger().removeHandler(_stderr_handler)
+    transformers_logging.disable_default_handler()
+
+
+def add_handler(handler):
+    get_logger().addHandler(handler)
+
+
+def remove_handler(handler):
+    get_logger().removeHandler(handler)
+
+
+def enable_propagation():
+    get_logger().propagate = True
+
+
+def disable_propagation():
+    """Stops tfformers' records at its own handlers (otherwise they also reach the root logger's)."""
+    get_logger().propagate = False
+
+
+def _library_handlers():
+    from transformers.utils import logging as transformers_logging
+
+    return list(get_logger().handlers) + list(transformers_logging._get_library_root_logger().handlers)
+
+
+def enable_explicit_format():
+    """`[LEVEL|file.py:line] time >> message` on every handler of the tfformers and transformers loggers."""
+    for handler in _library_handlers():
+        handler.setFormatter(logging.Formatter(EXPLICIT_FORMAT))
+
+
+def reset_format():
+    for handler in _library_handlers():
+        handler.setFormatter(None)
 
 
 def disable_progress_bar():
