@@ -26,6 +26,7 @@ AUTO_CLASSES = {
     "bert-for-token-classification-sharded": "TFAutoModelForTokenClassification",
     "distilbert-for-masked-lm": "TFAutoModelForMaskedLM",
     "roberta-for-masked-lm": "TFAutoModelForMaskedLM",
+    "gpt2-lm-head": "TFAutoModelForCausalLM",
 }
 SHARDED = "bert-for-token-classification-sharded"
 TOLERANCE = 1e-5
@@ -121,6 +122,17 @@ def test_names_map_as_transformers_4x_converts_them():
         assert pytorch_key(tf_name, (4, 4)) == (key, transpose), tf_name
 
 
+def test_gpt2_conv1d_biases_are_pytorch_shaped():
+    """4.x TF GPT-2 stored Conv1D biases as [1, n] (4.x reshaped them when loading into PyTorch)."""
+    reader = H5Reader([str(FIXTURES / "gpt2-lm-head" / "tf_model.h5")])
+    try:
+        assert reader.shape("transformer.h.0.attn.c_attn.bias") == (96,)
+        assert reader.get("transformer.h.0.attn.c_attn.bias").shape == (96,)
+        assert reader.shape("transformer.h.0.attn.c_attn.weight") == (32, 96)  # [in, out], as PyTorch's Conv1D
+    finally:
+        reader.close()
+
+
 def test_duplicated_variables_are_read_once():
     """4.x DistilBERT's vocab_projector group lists the word and position embeddings again."""
     reader = H5Reader([str(FIXTURES / "distilbert-for-masked-lm" / "tf_model.h5")])
@@ -161,7 +173,9 @@ def test_save_pretrained_writes_safetensors_that_load_back_and_in_pytorch(name, 
 # ------------------------------------------------------------------------------------------- converting
 
 
-@pytest.mark.parametrize("name", ["bert-for-sequence-classification", SHARDED, "distilbert-for-masked-lm"])
+@pytest.mark.parametrize(
+    "name", ["bert-for-sequence-classification", SHARDED, "distilbert-for-masked-lm", "gpt2-lm-head"]
+)
 def test_convert_writes_a_safetensors_folder(capsys, tmp_path, name):
     old, new = FIXTURES / name, tmp_path / "new"
     code, out, err = run(capsys, "convert", old, new)

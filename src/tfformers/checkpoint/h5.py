@@ -17,7 +17,8 @@ Names map to PyTorch keys as transformers' `convert_tf_weight_name_to_pt_weight_
 transformers' `from_pretrained(..., from_tf=True)`): drop `:0` and the model scope, `$1___$2` -> `$2`
 (BERT's `mlm___cls` is `cls`), `_._` -> `.` (list items: `layer_._0` is `layer.0`), `/` -> `.`, and the
 last part `kernel` -> `weight` (transposed: TF [in, out], PyTorch [out, in]), `embeddings` -> `weight`,
-`gamma` -> `weight`, `beta` -> `bias`. A name that is already PyTorch's (`word_embeddings/weight`, GPT-2's
+`gamma` -> `weight`, `beta` -> `bias`; a [1, n] bias (GPT-2's Conv1D) is PyTorch's [n], as 4.x reshaped
+it. A name that is already PyTorch's (`word_embeddings/weight`, GPT-2's
 `c_attn/weight`, the MLM heads' `predictions/bias`, `lm_head/bias`, `vocab_projector/bias`) keeps it.
 The result is a reader with the `SafetensorsReader` interface, so `keys.load_parameters` assigns it and
 reports missing and unexpected keys as for any checkpoint. `convert_folder` (`tfformers convert`) writes
@@ -43,8 +44,10 @@ def is_h5_file(path):
 
 
 def pytorch_key(tf_name, shape):
-    """(PyTorch state-dict key, transpose) of a 4.x TF variable name with its model scope
-    (`tf_bert_model/bert/encoder/layer_._0/output/dense/kernel:0`), as transformers 4.x converts it."""
+    """(PyTorch state-dict key, layout change) of a 4.x TF variable name with its model scope
+    (`tf_bert_model/bert/encoder/layer_._0/output/dense/kernel:0`) and its shape, as transformers 4.x
+    converts it. The layout change is True (transpose a kernel), "squeeze" (a [1, n] bias, which 4.x
+    reshaped to PyTorch's [n]) or False."""
     name = tf_name.replace(":0", "")
     name = re.sub(r"/[^/]*___([^/]*)/", r"/\1/", name)  # '$1___$2' -> '$2'
     name = name.replace("_._", "/")  # list items
@@ -59,6 +62,8 @@ def pytorch_key(tf_name, shape):
             "checkpoint is of an architecture tfformers does not load."
         )
     transpose = last in _KERNELS
+    if last == "bias" and len(shape) == 2 and shape[0] == 1:
+        transpose = "squeeze"  # 4.x TF GPT-2's Conv1D bias is [1, n], PyTorch's [n]
     if last in ("kernel", "embeddings", "gamma"):
         parts[-1] = "weight"
     elif last == "beta":
@@ -66,6 +71,12 @@ def pytorch_key(tf_name, shape):
     elif last in ("pointwise_kernel", "depthwise_kernel"):
         parts[-1] = last.replace("_kernel", ".weight")
     return ".".join(parts), transpose
+
+
+def _pytorch_shape(shape, change):
+    if change == "squeeze":
+        return shape[1:]
+    return shape[::-1] if change else shape
 
 
 def _attribute_list(group, name):
@@ -155,8 +166,7 @@ class H5Reader:
 
     def shape(self, key):
         path, dataset, transpose = self._entries[key]
-        shape = tuple(self._files[path][dataset].shape)
-        return shape[::-1] if transpose else shape
+        return _pytorch_shape(tuple(self._files[path][dataset].shape), transpose)
 
     def get(self, key):
         path, dataset, transpose = self._entries[key]
@@ -168,6 +178,8 @@ class H5Reader:
                 "download or copy it again."
             ) from None
         array = np.asarray(array)
+        if transpose == "squeeze":
+            return array.reshape(array.shape[1:])
         return np.ascontiguousarray(array.T) if transpose else array
 
 
