@@ -267,7 +267,7 @@ def test_versions_are_numbered_and_never_overwritten(models, exported, tmp_path)
     base, paths, _ = exported
     assert os.path.relpath(paths["classifier"], base) == os.path.join("classifier", "1")
     assert os.path.isfile(os.path.join(paths["classifier"], "saved_model.pb"))
-    second = tfformers.export(model, base / "classifier", tokenizer=tokenizer)
+    second = model.export_for_serving(base / "classifier", tokenizer=tokenizer)  # the method: the same export
     assert os.path.basename(second) == "2"
     before = os.listdir(second)
     with pytest.raises(FileExistsError, match="already exists"):
