@@ -348,29 +348,28 @@ def _tf_batch(batch):
     return batch
 
 
+class _NumpyOrTensorFlow:
+    """A transformers collator that answers `return_tensors="tf"` too: it collates in NumPy, then converts
+    (transformers 5 dropped TensorFlow tensors)."""
+
+    def __call__(self, features, return_tensors=None):
+        return_tensors = return_tensors or self.return_tensors
+        if return_tensors == "tf":
+            return _tf_batch(super().__call__(features, return_tensors="np"))
+        return super().__call__(features, return_tensors=return_tensors)
+
+
 @dataclass
-class DefaultDataCollator(transformers.DefaultDataCollator):
+class DefaultDataCollator(_NumpyOrTensorFlow, transformers.DefaultDataCollator):
     """transformers' `DefaultDataCollator`: stacks each feature (`label`/`label_ids` become `labels`), no
     padding. `return_tensors` "np" (the default here; 4.x's was "pt") or "tf"."""
 
     return_tensors: str = "np"
 
-    def __call__(self, features, return_tensors=None):
-        return_tensors = return_tensors or self.return_tensors
-        if return_tensors == "tf":
-            return _tf_batch(super().__call__(features, return_tensors="np"))
-        return super().__call__(features, return_tensors=return_tensors)
-
 
 @dataclass
-class DataCollatorForSeq2Seq(transformers.DataCollatorForSeq2Seq):
+class DataCollatorForSeq2Seq(_NumpyOrTensorFlow, transformers.DataCollatorForSeq2Seq):
     """transformers' `DataCollatorForSeq2Seq`: pads the inputs with the tokenizer and `labels` with
     `label_pad_token_id` (-100). `return_tensors` "np" (the default here; 4.x's was "pt") or "tf"."""
 
     return_tensors: str = "np"
-
-    def __call__(self, features, return_tensors=None):
-        return_tensors = return_tensors or self.return_tensors
-        if return_tensors == "tf":
-            return _tf_batch(super().__call__(features, return_tensors="np"))
-        return super().__call__(features, return_tensors=return_tensors)
