@@ -577,3 +577,21 @@ def test_slow_minilm_fine_tuned_on_bbc_news_reaches_95_percent(minilm_tokenizer)
     assert len(predicted) == len(split["test"])  # every held-out article scored: no batch dropped
     assert model.config.id2label[int(predicted[0])] in BBC_CLASSES
     assert accuracy >= 0.95
+
+
+def test_fit_builds_its_state_without_iterating_the_dataset():
+    """fit() creates the optimizer's and metrics' variables before Keras traces the step (else TensorFlow
+    traces the step twice) from the dataset's element spec: drawing a batch would shift a shuffled
+    dataset's order, the first epoch seeing its second shuffle."""
+    from tfformers.modeling import _first_batch
+
+    drawn = []
+
+    def record(value):
+        drawn.append(int(value))
+        return value
+
+    dataset = tf.data.Dataset.range(4).map(lambda i: tf.py_function(record, [i], tf.int64)).batch(2)
+    x, y, sample_weight = _first_batch(dataset, None)
+    assert drawn == [] and y is None and sample_weight is None
+    assert x.dtype == tf.int64

@@ -597,12 +597,14 @@ class TFPreTrainedModel(keras.Model):
 
 
 def _first_batch(x, y):
-    """(x, y, sample_weight) of one example of `fit`'s data (a tf.data.Dataset or arrays), for the shapes;
-    None for other inputs (generators, Keras PyDatasets), which Keras then builds from in its trace."""
+    """(x, y, sample_weight) standing for one batch of `fit`'s data, for the shapes and dtypes only: a
+    tf.data.Dataset's element spec (the dataset is not iterated, so its shuffle order stays the user's) or
+    the arrays' first row; None for other inputs (generators, Keras PyDatasets), which Keras then builds
+    from in its trace."""
     if isinstance(x, tf.data.Dataset):
-        element = next(iter(x.take(1)))
-        element = tuple(element) if isinstance(element, tuple) else (element,)
-        return (element + (None, None))[:3]
+        spec = x.element_spec
+        spec = tuple(spec) if isinstance(spec, tuple) else (spec,)
+        return (spec + (None, None))[:3]
     if isinstance(x, (Mapping, np.ndarray, tf.Tensor)):
         return keras.tree.map_structure(lambda value: None if value is None else value[:1], (x, y, None))
     return None
