@@ -273,13 +273,13 @@ class GenerationMixin:
                 "generate() with an unknown batch size returns sequences only: leave return_dict_in_generate "
                 "and num_return_sequences unset, or give input_ids a static batch size."
             )
-        _, eos_pad = self._special_tokens(config, chunk_size)
+        _, pad = self._special_tokens(config, chunk_size)  # filler rows hold the pad token (masked)
         prompt_length = input_ids.shape[1]
         rows = tf.shape(input_ids)[0]
         filler = -(-rows // chunk_size) * chunk_size - rows
         # a filler row shows one pad token, so no row is entirely masked
         filler_mask = tf.tile(tf.one_hot([prompt_length - 1], prompt_length, dtype=tf.int32), [filler, 1])
-        ids = tf.pad(input_ids, [[0, filler], [0, 0]], constant_values=eos_pad or 0)
+        ids = tf.pad(input_ids, [[0, filler], [0, 0]], constant_values=pad or 0)
         mask = tf.concat([tf.cast(attention_mask, tf.int32), filler_mask], axis=0)
 
         def generate_chunk(chunk_ids, chunk_mask):
