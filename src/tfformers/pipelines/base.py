@@ -101,7 +101,7 @@ class Pipeline:
         if inputs is None:
             raise InputError(f"The {self.task} pipeline got no input (None); pass a text or a list of texts.")
         if self._is_single(inputs):
-            return next(self._run([inputs], 1, False, params))
+            return next(self._run([inputs], batch_size, False, params))
         if isinstance(inputs, (list, tuple)):
             if not inputs:
                 raise InputError(f"The {self.task} pipeline got an empty list; pass at least one input.")

@@ -87,6 +87,7 @@ class QuestionAnsweringPipeline(Pipeline):
         return isinstance(inputs, dict)
 
     def preprocess(self, item, doc_stride=None, max_seq_len=None, max_question_len=64, padding="do_not_pad"):
+        # max_question_len is accepted as 4.x did; like 4.x with a fast tokenizer, nothing truncates the question
         question, context = _question_and_context(item)
         max_seq_len = max_seq_len or min(self.tokenizer.model_max_length, 384)
         doc_stride = doc_stride if doc_stride is not None else min(max_seq_len // 2, 128)
