@@ -19,8 +19,9 @@ from tfformers.data.collators import pad_ragged
 from tfformers.data.columns import Ragged
 from tfformers.errors import InputError
 
-# the row keys that are token sequences (padded together); every other key of a row is metadata
-SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")
+# the model inputs that are token sequences, padded per batch; other model inputs are stacked, and the keys of a
+# row that are no model input are metadata for postprocess
+SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 # a list of at least this many inputs shows a progress bar unless progress=False
 PROGRESS_MIN_INPUTS = 100
 
@@ -68,7 +69,7 @@ class Pipeline:
         raise NotImplementedError
 
     def preprocess(self, item, **params):
-        """One input -> its model rows: a list of dicts of token lists (SEQUENCE_KEYS) and metadata."""
+        """One input -> its model rows: a list of dicts of model inputs (token lists) and metadata."""
         raise NotImplementedError
 
     def forward(self, batch, **params):
@@ -129,19 +130,25 @@ class Pipeline:
                     yield self.postprocess(answered, **postprocess_params)
 
     def _forward_rows(self, rows, forward_params):
-        """Pads `rows` into one batch, runs it, and returns each row's outputs, per-token ones unpadded."""
-        names = [name for name in SEQUENCE_KEYS if name in rows[0] and name in self.model.input_names]
-        batch = {name: self._pad([row[name] for row in rows], name) for name in names}
-        outputs = self.forward(batch, **forward_params)
-        width = batch["input_ids"].shape[1]
-        per_row = []
-        for i, row in enumerate(rows):
-            own = {name: value[i] for name, value in outputs.items()}
-            length = len(row["input_ids"])
-            for name in self.token_outputs:  # [width, ...] -> [length, ...]
+        """Collates `rows` into one batch, runs it, and returns each row's outputs, per-token ones unpadded."""
+        outputs = self.forward(self._collate(rows), **forward_params)
+        per_row = [{name: value[i] for name, value in outputs.items()} for i in range(len(rows))]
+        for name in self.token_outputs:  # [width, ...] -> [the row's own length, ...]
+            width = outputs[name].shape[1]
+            for row, own in zip(rows, per_row):
+                length = len(row["input_ids"])
                 own[name] = own[name][width - length:] if self.padding_side == "left" else own[name][:length]
-            per_row.append(own)
         return per_row
+
+    def _collate(self, rows):
+        """The model's inputs among the rows' keys as one batch: token sequences padded, other arrays (an
+        image's pixel values) stacked."""
+        names = [name for name in self.model.input_names if name in rows[0]]
+        return {
+            name: self._pad([row[name] for row in rows], name) if name in SEQUENCE_KEYS
+            else np.stack([np.asarray(row[name]) for row in rows])
+            for name in names
+        }
 
     def _pad(self, sequences, name):
         """Token lists -> int32 [rows, longest], padded with the tokenizer's value for `name` on its side."""
