@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import transformers
-from architectures import _bert_config, _gpt2_config
+from architectures import _bert_config, _gpt2_config, _llama_config
 from assets import minilm_dir
 from oracle import torch_model
 
@@ -31,6 +31,7 @@ TEXTS = [
     "Hello world, this is Paris ☃ calling.",
     "Short one.",
 ]
+DECODER_CONFIGS = {"GPT2LMHeadModel": _gpt2_config, "LlamaForCausalLM": _llama_config}
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -70,12 +71,12 @@ def saved(tmp_path_factory):
     def get(head):
         if head not in cache:
             folder = tmp_path_factory.mktemp(head)
-            if head == "GPT2LMHeadModel":
+            if head in DECODER_CONFIGS:
                 chat_tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_dir())
                 chat_tokenizer.chat_template = CHAT_TEMPLATE
-                config = _gpt2_config(vocab_size=tokenizer.vocab_size, n_layer=1, pad_token_id=0,
-                                      bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-                                      initializer_range=0.3)
+                config = DECODER_CONFIGS[head](vocab_size=tokenizer.vocab_size, num_hidden_layers=1, pad_token_id=0,
+                                               bos_token_id=tokenizer.cls_token_id,
+                                               eos_token_id=tokenizer.sep_token_id, initializer_range=0.3)
                 torch_model(head, config).save_pretrained(folder)
                 chat_tokenizer.save_pretrained(folder)
             else:
@@ -223,7 +224,7 @@ def generators(pair):
     return pair("text-generation", "GPT2LMHeadModel")
 
 
-@pytest.mark.parametrize("options", [GREEDY, {**GREEDY, "return_full_text": False}])
+@pytest.mark.parametrize("options", [GREEDY, {**GREEDY, "return_full_text": False}, {**GREEDY, "return_tensors": True}])
 def test_text_generation_matches_transformers(generators, options):
     compare(generators, "The weather in Paris", **options)
     compare(generators, CHAT, **options)  # through the chat template; the answer is the chat plus a message
@@ -235,8 +236,14 @@ def test_text_generation_batches_and_sampling(generators):
     one batch of three sampled with top_k=1 gives transformers' greedy answers to each prompt alone."""
     theirs, ours = generators
     prompts = ["The weather in Paris", "A", "Once upon a time there was"]
-    sampled = ours(prompts, batch_size=3, max_new_tokens=4, do_sample=True, top_k=1, seed=3)
-    assert_same(sampled, theirs(prompts, **GREEDY))
+    sampled = ours(prompts, batch_size=3, max_new_tokens=4, do_sample=True, top_k=1, seed=3, num_return_sequences=2)
+    assert_same(sampled, [answer * 2 for answer in theirs(prompts, **GREEDY)])
+
+
+def test_text_generation_with_llama_chats_in_a_batch(pair):
+    """A Llama-family decoder (grouped-query attention, RoPE) answers chats of different lengths batched together."""
+    chats = [CHAT, [{"role": "user", "content": "Tell me a long story about the sea, please."}]]
+    compare(pair("text-generation", "LlamaForCausalLM"), chats, batch_size=2, **GREEDY)
 
 
 @pytest.mark.parametrize("options", [{}, {"do_sample": False}, {"max_length": 20, "top_k": 3}])
@@ -309,6 +316,13 @@ def test_model_instance_and_tokenizer(saved):
     assert_same(given("Paris is the [MASK] of France."), loaded("Paris is the [MASK] of France."))
     with pytest.raises(ConfigError, match="text-classification pipeline needs a model with a sequence-classification"):
         tfformers.pipeline("text-classification", model=model, tokenizer=tokenizer)
+
+
+def test_device_takes_transformers_spellings():
+    from tfformers.pipelines.base import device_scope
+
+    assert [device_scope(d) for d in (None, -1, "cpu", 0, "cuda:1", "cuda", "/GPU:2")] == [
+        None, "/CPU:0", "/CPU:0", "/GPU:0", "/GPU:1", "/GPU:0", "/GPU:2"]
 
 
 def test_clear_errors(pair, saved):
