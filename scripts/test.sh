@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), one test module at a time each: module fixtures are built once, and the longest
+# modules start first (tests/conftest.py). TEST_WORKERS=0 runs the suite in this process.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder "$@"

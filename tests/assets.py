@@ -2,6 +2,7 @@
 
 import importlib.resources
 import importlib.util
+import sys
 from pathlib import Path
 
 BBC_CLASSES = ("business", "entertainment", "politics", "sports", "tech")  # folder names
@@ -12,6 +13,14 @@ def package_dir(name):
     if spec is None:
         raise RuntimeError(f"Asset package {name!r} is missing: run scripts/setup.sh test.")
     return Path(spec.submodule_search_locations[0])
+
+
+def mistral_sentencepiece_model():
+    """Mistral-7B-v0.1's SentencePiece model (32,000 pieces, byte fallback), unpacked from mistral-common's wheel."""
+    path = Path(sys.prefix) / "share" / "mistral-common" / "tokenizer.model.v1"
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: run scripts/setup.sh test.")
+    return path
 
 
 def minilm_dir():

@@ -87,3 +87,18 @@ def hub_repo_id(hub):
 
 
 # ===================================================================================== end of Hub setup
+
+
+# ============================================================================ order for parallel workers
+# scripts/test.sh runs the suite on two pytest-xdist workers, a test module at a time (`--dist loadscope`, in
+# collection order). The longest modules go first, so that the workers finish together instead of one running
+# a long module alone at the end. Module durations on 2 cores, longest first (pytest --durations).
+LONGEST_MODULES = (
+    "test_training.py", "test_export.py", "test_smollm2.py", "test_xla_compilations.py", "test_deployment.py",
+    "test_generation.py", "test_end_to_end.py", "test_parity.py", "test_keras_export.py", "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a module is kept

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import sentencepiece
 import tensorflow as tf
-from assets import bbc_articles, minilm_dir, package_dir
+from assets import bbc_articles, minilm_dir, mistral_sentencepiece_model
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import TokenizersBackend
 
@@ -222,8 +222,8 @@ def test_detokenize_as_decode(minilm_tokenizer, minilm_layer):
 
 
 def write_sentencepiece_folder(folder):
-    """Mistral-7B-v0.1's SentencePiece model (from mistral-common's files) as a Llama-2 style tokenizer folder."""
-    shutil.copy(package_dir("mistral_common") / "data" / "tokenizer.model.v1", folder / "tokenizer.model")
+    """Mistral-7B-v0.1's SentencePiece model as a Llama-2 style tokenizer folder."""
+    shutil.copy(mistral_sentencepiece_model(), folder / "tokenizer.model")
     config = {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False,
               "pad_token": "</s>", "legacy": False}
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
