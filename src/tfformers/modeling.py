@@ -100,6 +100,7 @@ class TFPreTrainedModel(keras.Model):
         self.config = config
         self.tokenizer = None
         self._use_default_loss = False
+        self._metrics_per_output = False
 
     # ------------------------------------------------------------------------------------------- calling
 
@@ -510,6 +511,13 @@ class TFPreTrainedModel(keras.Model):
         self._use_default_loss = loss == _DEFAULT_LOSS and TASKS[self.task].loss is not None
         if loss == _DEFAULT_LOSS:
             loss = None
+        label_outputs = TASKS[self.task].label_outputs
+        # Keras 2 (transformers 4.x) applied a flat list of metrics to every output of a multi-output model
+        # ("start_logits_accuracy", "end_logits_accuracy" for question answering); Keras 3 wants one entry per
+        # output, so the list is given to each output, keyed by output name.
+        self._metrics_per_output = isinstance(metrics, (list, tuple)) and len(label_outputs) > 1
+        if self._metrics_per_output:
+            metrics = {output: [_fresh_metric(m) for m in metrics] for output in label_outputs.values()}
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def hf_compute_loss(self, labels, outputs, sample_weight=None):
@@ -633,6 +641,10 @@ class TFPreTrainedModel(keras.Model):
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if self._metrics_per_output and isinstance(y, Mapping):
+            label_outputs = TASKS[self.task].label_outputs  # label name -> output name
+            y = {label_outputs[name]: value for name, value in y.items()}
+            return super().compute_metrics(x, y, {name: y_pred[name] for name in y}, sample_weight)
         return super().compute_metrics(x, y, self._outputs_for_labels(y, y_pred), sample_weight)
 
     def prepare_tf_dataset(self, dataset, batch_size=8, shuffle=True, tokenizer=None, collate_fn=None,
@@ -667,6 +679,14 @@ class TFPreTrainedModel(keras.Model):
             limits=self.input_limits(),
             **kwargs,
         )
+
+
+def _fresh_metric(metric):
+    """A metric for one more output: a name as it is, a Metric object as a new one of the same config (one
+    object cannot keep the state of two outputs)."""
+    if isinstance(metric, keras.metrics.Metric):
+        return type(metric).from_config(metric.get_config())
+    return metric
 
 
 def refuse_remote_code(trust_remote_code, source):
