@@ -655,13 +655,18 @@ class TFPreTrainedModel(keras.Model):
 
         As in transformers 4.x: a `collate_fn` gets only those columns (and `label` / `label_ids`), so a
         collator never sees the raw text the dataset was tokenized from; `drop_remainder` defaults to
-        `shuffle` (training batches all full; an unshuffled evaluation or prediction set loses no example)."""
+        `shuffle` (training batches all full; an unshuffled evaluation or prediction set loses no example).
+        A multiple-choice model's rows (one list of ids per choice, of any lengths) are batched by
+        `DataCollatorForMultipleChoice` unless a `collate_fn` is given."""
         from tfformers.data import prepare_tf_dataset
+        from tfformers.data.collators import DataCollatorForMultipleChoice
         from tfformers.data.columns import LABEL_ALIASES
 
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         if tokenizer is None and getattr(self.config, "pad_token_id", None) is not None:
             kwargs.setdefault("pad_token_id", self.config.pad_token_id)
+        if collate_fn is None and self.task == "multiple-choice":  # rows of choices: padded per choice
+            collate_fn = DataCollatorForMultipleChoice(tokenizer)
         if collate_fn is not None and dataset.column_names is not None:
             wanted = set(self.input_names) | set(self.label_names) | set(LABEL_ALIASES)
             dataset = dataset.select_columns([name for name in dataset.column_names if name in wanted])
