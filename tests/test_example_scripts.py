@@ -122,7 +122,7 @@ def test_run_text_classification(work, bert_dir, monkeypatch):
     assert model.config.label2id == {"neg": 0, "pos": 1}
 
 
-def _serve_glue_mrpc(hub, work, rng):
+def _serve_glue_mrpc(hub, rng):
     """nyu-mll/glue's mrpc configuration on the local Hub: Parquet splits with GLUE's features and the README's
     `configs` that name them (the layout of the real repository)."""
     features = datasets.Features({
@@ -130,7 +130,8 @@ def _serve_glue_mrpc(hub, work, rng):
         "label": datasets.ClassLabel(names=["not_equivalent", "equivalent"]), "idx": datasets.Value("int32")})
     files = {}
     for split, count in (("train", 12), ("validation", 6), ("test", 6)):
-        rows = {"sentence1": [_sentence(rng) for _ in range(count)], "sentence2": [_sentence(rng) for _ in range(count)],
+        rows = {"sentence1": [_sentence(rng) for _ in range(count)],
+                "sentence2": [_sentence(rng) for _ in range(count)],
                 "label": [rng.randint(0, 1) for _ in range(count)], "idx": list(range(count))}
         buffer = io.BytesIO()
         datasets.Dataset.from_dict(rows, features=features).to_parquet(buffer)
@@ -141,7 +142,7 @@ def _serve_glue_mrpc(hub, work, rng):
 
 
 def test_run_glue_from_the_local_hub(work, bert_dir, hub, monkeypatch):
-    _serve_glue_mrpc(hub, work, random.Random(1))
+    _serve_glue_mrpc(hub, random.Random(1))
     out = work / "out_glue"
     out.mkdir()
     run_script("text-classification/run_glue.py",
