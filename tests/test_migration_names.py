@@ -156,6 +156,10 @@ STILL_MISSING = {
 # are executed as written, the others name by name.
 _CHECK_SCRIPTS = """
 import ast, importlib, json, sys
+try:  # Keras imports scikit-learn when it is installed, whose scipy looks torch up in sys.modules: before hiding it
+    import sklearn
+except ImportError:
+    pass
 sys.modules["torch"] = None
 blocks = json.loads(sys.argv[1])
 missing = {}
