@@ -514,10 +514,11 @@ class TFPreTrainedModel(keras.Model):
         label_outputs = TASKS[self.task].label_outputs
         # Keras 2 (transformers 4.x) applied a flat list of metrics to every output of a multi-output model
         # ("start_logits_accuracy", "end_logits_accuracy" for question answering); Keras 3 wants one entry per
-        # output, so the list is given to each output, keyed by output name.
-        self._metrics_per_output = isinstance(metrics, (list, tuple)) and len(label_outputs) > 1
-        if self._metrics_per_output:
+        # output, so the list is given to each output, keyed by output name (as a saved compile config has it).
+        if isinstance(metrics, (list, tuple)) and len(label_outputs) > 1:
             metrics = {output: [_fresh_metric(m) for m in metrics] for output in label_outputs.values()}
+        self._metrics_per_output = (isinstance(metrics, Mapping) and bool(metrics)
+                                    and set(metrics) <= set(label_outputs.values()) - set(label_outputs))
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def hf_compute_loss(self, labels, outputs, sample_weight=None):
