@@ -671,8 +671,8 @@ class TFPreTrainedModel(keras.Model):
         if collate_fn is not None and dataset.column_names is not None:
             wanted = set(self.input_names) | set(self.label_names) | set(LABEL_ALIASES)
             dataset = dataset.select_columns([name for name in dataset.column_names if name in wanted])
-        if drop_remainder is None and shuffle:
-            drop_remainder = True  # unshuffled: the pipeline's default (static shapes only when bucketing)
+        if drop_remainder is None and shuffle:  # 4.x: drop_remainder=shuffle; unshuffled, the pipeline decides
+            drop_remainder = True
         return prepare_tf_dataset(
             dataset,
             input_names=self.input_names,
