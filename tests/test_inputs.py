@@ -207,7 +207,7 @@ def test_every_prepared_batch_is_checked_and_the_error_names_the_dataset_row(cla
     oov = _rows(input_ids=ids[:9] + [[1, 2, 150]], label=[0] * 10)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"input_ids row 9 of the dataset has token id 150 at "
                                                              r"position 2, outside \[0, 99\)"):
-        _batches(classifier.prepare_tf_dataset(oov, batch_size=4, shuffle=True, seed=0))
+        _batches(classifier.prepare_tf_dataset(oov, batch_size=4, shuffle=True, seed=0, drop_remainder=False))
     bad_label = _rows(input_ids=ids, label=[0] * 6 + [4] + [0] * 3)
     with pytest.raises(tf.errors.InvalidArgumentError, match="labels row 6 of the dataset has class label 4"):
         _batches(classifier.prepare_tf_dataset(bad_label, batch_size=4, shuffle=False))
@@ -229,7 +229,8 @@ def test_a_none_or_text_in_a_later_row_is_named(classifier, bad, says):
     if bad is not None and not isinstance(bad, str):  # a map-style dataset: Arrow stores the null
         in_memory = _rows(input_ids=[[1, 2, 3]] * 6 + [bad] + [[1, 2, 3]] * 3, label=[0] * 10)
         with pytest.raises(tf.errors.InvalidArgumentError, match=f"input_ids row 6 of the dataset {says}"):
-            _batches(classifier.prepare_tf_dataset(in_memory, batch_size=4, shuffle=True, seed=1))
+            _batches(classifier.prepare_tf_dataset(in_memory, batch_size=4, shuffle=True, seed=1,
+                                                   drop_remainder=False))
 
 
 def test_compiled_fit_on_a_prepared_dataset_stops_before_a_bad_batch_trains(classifier):

@@ -56,7 +56,8 @@ NAMES = {
     "tfformers.keras_callbacks": ["KerasMetricCallback", "PushToHubCallback"],
     "tfformers.modeling_tf_utils": ["keras", "TFPreTrainedModel", "shape_list", "get_initializer"],
     "tfformers.utils": ["send_example_telemetry", "check_min_version", "is_offline_mode", "logging", "CONFIG_NAME",
-                        "TF2_WEIGHTS_NAME"],
+                        "TF2_WEIGHTS_NAME", "PaddingStrategy"],
+    "tfformers.tokenization_utils_base": ["PreTrainedTokenizerBase", "BatchEncoding"],
     "tfformers.utils.logging": ["set_verbosity_info", "set_verbosity_warning", "set_verbosity_error",
                                 "set_verbosity_debug", "enable_default_handler", "disable_default_handler",
                                 "enable_explicit_format", "reset_format", "get_logger", "get_verbosity"],
@@ -112,7 +113,8 @@ SCRIPT_IMPORTS = {
         from tfformers import (CONFIG_NAME, TF2_WEIGHTS_NAME, AutoConfig, AutoTokenizer, DefaultDataCollator,
             HfArgumentParser, PushToHubCallback, TFAutoModelForMultipleChoice, TFTrainingArguments,
             create_optimizer, set_seed)
-        from tfformers.utils import check_min_version, send_example_telemetry
+        from tfformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from tfformers.utils import PaddingStrategy, check_min_version, send_example_telemetry
     """,
     "run_summarization": """
         from tfformers import (AutoConfig, AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParser,
@@ -154,6 +156,10 @@ STILL_MISSING = {
 # are executed as written, the others name by name.
 _CHECK_SCRIPTS = """
 import ast, importlib, json, sys
+try:  # Keras imports scikit-learn when it is installed, whose scipy looks torch up in sys.modules: before hiding it
+    import sklearn
+except ImportError:
+    pass
 sys.modules["torch"] = None
 blocks = json.loads(sys.argv[1])
 missing = {}

@@ -37,6 +37,7 @@ from tfformers import export, keras_compat
 from tfformers.callbacks import KerasMetricCallback, PushToHubCallback
 from tfformers.data.collators import (
     DataCollatorForLanguageModeling,
+    DataCollatorForMultipleChoice,
     DataCollatorForSeq2Seq,
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,

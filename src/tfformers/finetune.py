@@ -389,7 +389,7 @@ def _bucket_boundaries(max_length):
 
 def _tf_dataset(model, dataset, *, tokenizer, batch_size, shuffle, jit_compile, max_length, seed=None,
                 drop_remainder=None):
-    shapes = {}
+    shapes = {"drop_remainder": False}  # per-batch padding: every example trains, the last batch partial
     if jit_compile:
         # Few distinct shapes: each bucket is one XLA program (per batch size).
         longest = max_length or int(max(len(ids) for ids in dataset["input_ids"]))

@@ -22,6 +22,14 @@ from tfformers.config import load_config, load_generation_config
 from tfformers.errors import ConfigError, InputError
 from tfformers.fileio import atomic_directory
 from tfformers.layers.core import deferred_initialization
+from tfformers.layers.resize import (
+    check_num_tokens,
+    replace_layer,
+    replace_variable,
+    resized_dense,
+    resized_embedding,
+    resized_rows,
+)
 from tfformers.tasks import TASKS
 
 logger = logging.getLogger("tfformers")
@@ -63,6 +71,8 @@ class TFPreTrainedModel(keras.Model):
     - `tied_weights_keys`: {alias key: stored key} for tensors tied to another (saved once, as the
       stored key; an alias in a checkpoint fills the stored tensor when that one is absent).
     - `ignored_unexpected_keys`: regexes of checkpoint buffers that are not weights.
+    - `vocabulary_output_keys`: PyTorch keys of weights sized by the vocabulary besides the input embeddings
+      (an MLM head's output bias, an untied `lm_head`), which `resize_token_embeddings` resizes too.
     - `call_options`: keyword options `call` passes on to `forward` beyond the Keras ones (decoders take
       `cache`, a `generation.StaticCache`, and `logits_to_keep`).
     """
@@ -73,6 +83,7 @@ class TFPreTrainedModel(keras.Model):
     task = "base"
     tied_weights_keys = {}
     ignored_unexpected_keys = (r"position_ids$",)
+    vocabulary_output_keys = ()
     main_input_name = "input_ids"
     input_names = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
     call_options = ()
@@ -89,6 +100,7 @@ class TFPreTrainedModel(keras.Model):
         self.config = config
         self.tokenizer = None
         self._use_default_loss = False
+        self._metrics_per_output = False
 
     # ------------------------------------------------------------------------------------------- calling
 
@@ -170,6 +182,48 @@ class TFPreTrainedModel(keras.Model):
     def get_input_embeddings(self):
         """The word-embedding layer (a `keras.layers.Embedding`), which tied LM heads read."""
         raise NotImplementedError(f"{type(self).__name__} does not declare its input embeddings.")
+
+    def set_input_embeddings(self, value):
+        """Puts `value` (a built `keras.layers.Embedding`) in place of the word embeddings; tied LM heads
+        project onto it from then on. `config.vocab_size` is not changed (`resize_token_embeddings` does)."""
+        old = self.get_input_embeddings()
+        if not isinstance(value, keras.layers.Embedding) or not value.built:
+            raise InputError(f"set_input_embeddings takes a built keras.layers.Embedding, got {value!r}.")
+        if value.output_dim != old.output_dim:
+            raise InputError(
+                f"The new embeddings have width {value.output_dim}, the model's hidden size is {old.output_dim}."
+            )
+        replace_layer(self, old, value)
+
+    def resize_token_embeddings(self, new_num_tokens=None):
+        """Resizes the vocabulary to `new_num_tokens` rows (transformers' API): the word embeddings, a tied
+        LM head with them, and the weights listed in `vocabulary_output_keys` (an MLM head's output bias,
+        an untied `lm_head`). Kept rows keep their values; new rows are drawn by each weight's initializer
+        (biases: zeros). `config.vocab_size` is updated. Returns the (new) input embeddings layer."""
+        if new_num_tokens is None:
+            return self.get_input_embeddings()
+        new_num_tokens = check_num_tokens(new_num_tokens)
+        if not self.built:
+            self.build_with_dummy_inputs()
+        embeddings = resized_embedding(self.get_input_embeddings(), new_num_tokens)
+        self.set_input_embeddings(embeddings)
+        for key in self.vocabulary_output_keys:
+            owner, attribute = self._attribute_at(key)
+            if isinstance(owner, keras.layers.Dense):  # an untied lm_head: its units are the vocabulary
+                replace_layer(self, owner, resized_dense(owner, new_num_tokens))
+            else:  # an output bias [vocab]
+                value = keras.ops.convert_to_numpy(getattr(owner, attribute))
+                replace_variable(owner, attribute, resized_rows(value, new_num_tokens, np.zeros))
+        self.config.vocab_size = new_num_tokens
+        return embeddings
+
+    def _attribute_at(self, key):
+        """(object, last attribute) of a PyTorch key (`cls.predictions.bias` -> (self.cls.predictions, "bias"))."""
+        *path, attribute = key.split(".")
+        owner = self
+        for part in path:
+            owner = owner[int(part)] if part.isdigit() else getattr(owner, part)
+        return owner, attribute
 
     @property
     def word_embeddings(self):
@@ -311,6 +365,8 @@ class TFPreTrainedModel(keras.Model):
         dtype=None,
         output_loading_info=False,
         gguf_file=None,
+        trust_remote_code=False,
+        from_pt=False,
         **config_overrides,
     ):
         """Loads a model from a local folder or a Hub repository id.
@@ -322,8 +378,13 @@ class TFPreTrainedModel(keras.Model):
         (`checkpoint.h5`); or from `gguf_file` (a llama.cpp checkpoint in the folder or repo: config from
         its metadata, weights dequantized to float32); a base checkpoint loads into a head model (the head
         is newly initialized and reported) and the other way round.
+
+        `trust_remote_code` and `from_pt` are transformers 4.x's options: remote code is never run
+        (`trust_remote_code=True` raises ConfigError), and safetensors in PyTorch's layout are what is read
+        anyway, so `from_pt` changes nothing.
         """
         source = pretrained_model_name_or_path
+        refuse_remote_code(trust_remote_code, source)
         hub_kwargs = dict(
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
@@ -450,6 +511,14 @@ class TFPreTrainedModel(keras.Model):
         self._use_default_loss = loss == _DEFAULT_LOSS and TASKS[self.task].loss is not None
         if loss == _DEFAULT_LOSS:
             loss = None
+        label_outputs = TASKS[self.task].label_outputs
+        # Keras 2 (transformers 4.x) applied a flat list of metrics to every output of a multi-output model
+        # ("start_logits_accuracy", "end_logits_accuracy" for question answering); Keras 3 wants one entry per
+        # output, so the list is given to each output, keyed by output name (as a saved compile config has it).
+        if isinstance(metrics, (list, tuple)) and len(label_outputs) > 1:
+            metrics = {output: [_fresh_metric(m) for m in metrics] for output in label_outputs.values()}
+        self._metrics_per_output = (isinstance(metrics, Mapping) and bool(metrics)
+                                    and set(metrics) <= set(label_outputs.values()) - set(label_outputs))
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def hf_compute_loss(self, labels, outputs, sample_weight=None):
@@ -573,17 +642,37 @@ class TFPreTrainedModel(keras.Model):
         return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if self._metrics_per_output and isinstance(y, Mapping):
+            label_outputs = TASKS[self.task].label_outputs  # label name -> output name
+            y = {label_outputs[name]: value for name, value in y.items()}
+            return super().compute_metrics(x, y, {name: y_pred[name] for name in y}, sample_weight)
         return super().compute_metrics(x, y, self._outputs_for_labels(y, y_pred), sample_weight)
 
-    def prepare_tf_dataset(self, dataset, batch_size=8, shuffle=True, tokenizer=None, **kwargs):
+    def prepare_tf_dataset(self, dataset, batch_size=8, shuffle=True, tokenizer=None, collate_fn=None,
+                           drop_remainder=None, **kwargs):
         """A `tf.data.Dataset` from a 🤗 `datasets` dataset: only the columns this model accepts plus its
         labels, padded per batch, each batch checked against this model's limits (`input_limits`). See
-        `tfformers.data.prepare_tf_dataset` for the options."""
+        `tfformers.data.prepare_tf_dataset` for the options.
+
+        As in transformers 4.x: a `collate_fn` gets only those columns (and `label` / `label_ids`), so a
+        collator never sees the raw text the dataset was tokenized from; `drop_remainder` defaults to
+        `shuffle` (training batches all full; an unshuffled evaluation or prediction set loses no example).
+        A multiple-choice model's rows (one list of ids per choice, of any lengths) are batched by
+        `DataCollatorForMultipleChoice` unless a `collate_fn` is given."""
         from tfformers.data import prepare_tf_dataset
+        from tfformers.data.collators import DataCollatorForMultipleChoice
+        from tfformers.data.columns import LABEL_ALIASES
 
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         if tokenizer is None and getattr(self.config, "pad_token_id", None) is not None:
             kwargs.setdefault("pad_token_id", self.config.pad_token_id)
+        if collate_fn is None and self.task == "multiple-choice":  # rows of choices: padded per choice
+            collate_fn = DataCollatorForMultipleChoice(tokenizer)
+        if collate_fn is not None and dataset.column_names is not None:
+            wanted = set(self.input_names) | set(self.label_names) | set(LABEL_ALIASES)
+            dataset = dataset.select_columns([name for name in dataset.column_names if name in wanted])
+        if drop_remainder is None and shuffle:  # 4.x: drop_remainder=shuffle; unshuffled, the pipeline decides
+            drop_remainder = True
         return prepare_tf_dataset(
             dataset,
             input_names=self.input_names,
@@ -591,8 +680,29 @@ class TFPreTrainedModel(keras.Model):
             batch_size=batch_size,
             shuffle=shuffle,
             tokenizer=tokenizer,
+            collate_fn=collate_fn,
+            drop_remainder=drop_remainder,
             limits=self.input_limits(),
             **kwargs,
+        )
+
+
+def _fresh_metric(metric):
+    """A metric for one more output: a name as it is, a Metric object as a new one of the same config (one
+    object cannot keep the state of two outputs)."""
+    if isinstance(metric, keras.metrics.Metric):
+        return type(metric).from_config(metric.get_config())
+    return metric
+
+
+def refuse_remote_code(trust_remote_code, source):
+    """ConfigError for `trust_remote_code=True`: tfformers builds only its own architectures and never runs
+    code from a checkpoint's repository."""
+    if trust_remote_code:
+        raise ConfigError(
+            f"trust_remote_code=True for {source}: tfformers never runs code from a model repository; it builds "
+            "only its own architectures (tfformers.models.auto.ARCHITECTURES). Pass trust_remote_code=False "
+            "(the default) and use a checkpoint of a supported model_type."
         )
 
 

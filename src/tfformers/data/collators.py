@@ -20,6 +20,7 @@ from tfformers.data.columns import (
     attention_mask_for,
     columns_from_rows,
     infer_columns,
+    normalize_dtype,
     rename_label_aliases,
     role_of,
 )
@@ -227,6 +228,30 @@ class DataCollatorWithPadding:
         if self._makes_attention_mask and "attention_mask" not in out and out["input_ids"].role.padded:
             out["attention_mask"] = attention_mask_for(out["input_ids"])
         return align_to_main(out, "input_ids")
+
+
+class DataCollatorForMultipleChoice:
+    """Multiple-choice rows ({"input_ids": one list of ids per choice, ..., "label": the right choice}) ->
+    `[batch, choices, longest]` arrays, every choice padded as DataCollatorWithPadding pads a sequence, and
+    `labels` [batch]. Choices may differ in length; every row needs the same number of them."""
+
+    def __init__(self, tokenizer=None, pad_to_multiple_of=None, return_tensors="np"):
+        self.tokenizer = tokenizer
+        self.return_tensors = return_tensors
+        self._pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+    def __call__(self, features, return_tensors=None):
+        labels = rename_label_aliases({k: [f[k] for f in features] for k in features[0]}, _LABELS).pop("labels", None)
+        per_choice = [k for k in features[0] if k not in ("labels", "label", "label_ids")]
+        counts = sorted({len(f[per_choice[0]]) for f in features})
+        if len(counts) > 1:
+            raise InputError(f"multiple-choice rows of one batch have {counts} choices in {per_choice[0]!r}; "
+                             "every row needs the same number of choices.")
+        flat = [{k: f[k][i] for k in per_choice} for f in features for i in range(counts[0])]
+        batch = {k: v.reshape(len(features), counts[0], -1) for k, v in self._pad(flat).items()}  # [b, c, len]
+        if labels is not None:
+            batch["labels"] = normalize_dtype(np.asarray(labels))
+        return _to_return_tensors(batch, return_tensors or self.return_tensors)
 
 
 class DataCollatorForTokenClassification(DataCollatorWithPadding):

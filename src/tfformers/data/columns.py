@@ -184,12 +184,17 @@ def columns_from_probe(first, other, *, main, label_names):
     main_length = None
     if main in first and main not in FEATURE_COLUMNS and (first[main].ndim == 2 or is_sequence(main, None)):
         main_length = first[main].shape[1]
+    # multiple choice: [batch, choices, length] token arrays; the padded axis is the last, the choices' count
+    # may differ between batches
+    choices = main in first and first[main].ndim == 3 and first[main].dtype.kind in "biu"
     columns = {}
     for name, array in first.items():
         shape = tuple(None if varies(name, axis) else array.shape[axis] for axis in range(1, array.ndim))
         role = role_of(name, len(shape), label_names, stacked=not is_sequence(name, main_length))
-        columns[name] = Column(name, role, array.dtype if array.dtype.kind in "biuf" else None,
-                               (None,) + shape[1:] if role.padded else shape, description=str(array.dtype))
+        if role.padded:
+            shape = (None, None) if choices and len(shape) == 2 else (None,) + shape[1:]
+        columns[name] = Column(name, role, array.dtype if array.dtype.kind in "biuf" else None, shape,
+                               description=str(array.dtype))
     return align_to_main(columns, main)
 
 

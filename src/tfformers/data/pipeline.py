@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfformers.data.collators import LABEL_PAD_TOKEN_ID, Padding, pad_batch, pad_to_length, round_up
 from tfformers.data.columns import (
+    LABEL_ALIASES,
     attention_mask_for,
     columns_from_probe,
     conform,
@@ -110,6 +111,26 @@ def _check_dataset(dataset):
             f"prepare_tf_dataset takes a datasets.Dataset or datasets.IterableDataset, got "
             f"{type(dataset).__name__}; wrap in-memory data with datasets.Dataset.from_dict(...)."
         )
+
+
+def _integer_text_labels(dataset, label_names):
+    """`dataset` with its label columns that hold integers written as text ("0", "1") cast to int64.
+
+    datasets keeps a column's type when `map` replaces its values, so mapping text labels to class ids
+    (`examples["label"] = [label2id[l] for l in examples["label"]]`, as transformers 4.x's example scripts do)
+    leaves a text column of ids. A column that holds any other text stays as it is (and is refused later).
+    """
+    import datasets
+    import pyarrow as pa
+
+    for name in set(label_names) | set(LABEL_ALIASES):
+        feature = dataset.features.get(name) if dataset.features else None
+        if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+            try:
+                dataset = dataset.cast_column(name, datasets.Value("int64"))
+            except (pa.ArrowInvalid, ValueError):
+                continue
+    return dataset
 
 
 def _accepts(function, parameter):
@@ -452,6 +473,7 @@ def prepare_tf_dataset(
     """
     _check_dataset(dataset)
     names = _Names.of(input_names, label_names)
+    dataset = _integer_text_labels(dataset, names.labels)
     multiple = None if pad_to_multiple_of is None else _positive_int(pad_to_multiple_of, "pad_to_multiple_of")
     batching = _batching(names.main, batch_size=batch_size, shuffle=shuffle, seed=seed,
                          shuffle_buffer_size=shuffle_buffer_size, drop_remainder=drop_remainder,

@@ -4,6 +4,7 @@ import importlib
 
 from tfformers.config import load_config
 from tfformers.errors import ConfigError
+from tfformers.modeling import refuse_remote_code
 from tfformers.tasks import TASKS
 
 # model_type -> (module in tfformers.models, class-name stem)
@@ -18,7 +19,9 @@ ARCHITECTURES = {
     "qwen2": ("qwen2", "Qwen2"),
 }
 
-_LOADING_OPTIONS = ("ignore_mismatched_sizes", "dtype", "output_loading_info", "gguf_file")
+_LOADING_OPTIONS = (
+    "ignore_mismatched_sizes", "dtype", "output_loading_info", "gguf_file", "trust_remote_code", "from_pt"
+)
 
 
 def model_class_for(config, task):
@@ -62,6 +65,7 @@ class _AutoModel:
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
         loading = {name: kwargs.pop(name) for name in _LOADING_OPTIONS if name in kwargs}
+        refuse_remote_code(loading.get("trust_remote_code"), pretrained_model_name_or_path)
         config = load_config(
             pretrained_model_name_or_path, config, kwargs, loading.get("gguf_file"), **hub_kwargs
         )
@@ -71,9 +75,12 @@ class _AutoModel:
         )
 
     @classmethod
-    def from_config(cls, config):
-        """A randomly initialized, built model for `config`."""
-        model = model_class_for(config, cls.task)(config)
+    def from_config(cls, config, *, trust_remote_code=False, token=None, **kwargs):
+        """A randomly initialized, built model for `config`; `kwargs` go to the model class (Keras' `name`,
+        ...). As in transformers 4.x, `token` is accepted (nothing is downloaded) and `trust_remote_code=True`
+        is refused as in `from_pretrained`."""
+        refuse_remote_code(trust_remote_code, f"config of model_type {getattr(config, 'model_type', None)!r}")
+        model = model_class_for(config, cls.task)(config, **kwargs)
         model.build_with_dummy_inputs()
         return model
 

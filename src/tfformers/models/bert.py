@@ -320,6 +320,7 @@ _TIED_LM_KEYS = {
 class TFBertForPreTraining(TFBertPreTrainedModel):
     task = "pretraining"
     tied_weights_keys = _TIED_LM_KEYS
+    vocabulary_output_keys = ("cls.predictions.bias",)
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -342,6 +343,7 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
 class TFBertForMaskedLM(TFBertPreTrainedModel):
     task = "masked-lm"
     tied_weights_keys = _TIED_LM_KEYS
+    vocabulary_output_keys = ("cls.predictions.bias",)
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

@@ -221,6 +221,7 @@ class TFDistilBertModel(TFDistilBertPreTrainedModel):
 class TFDistilBertForMaskedLM(TFDistilBertPreTrainedModel):
     task = "masked-lm"
     tied_weights_keys = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+    vocabulary_output_keys = ("vocab_projector.bias",)
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

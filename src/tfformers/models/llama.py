@@ -209,6 +209,10 @@ class TFLlamaForCausalLM(GenerationMixin, TFLlamaPreTrainedModel):
     def tied_weights_keys(self):
         return tied_lm_head_keys(self.config, "model.embed_tokens.weight")
 
+    @property
+    def vocabulary_output_keys(self):
+        return () if self.config.tie_word_embeddings else ("lm_head.weight",)
+
     def forward(self, inputs, training, output_attentions, output_hidden_states, cache=None, logits_to_keep=0):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states, cache=cache)
         return causal_lm_output(self, out, logits_to_keep)

@@ -122,6 +122,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
         "lm_head.decoder.bias": "lm_head.bias",
     }
+    vocabulary_output_keys = ("lm_head.bias",)
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

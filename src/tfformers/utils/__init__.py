@@ -15,6 +15,7 @@ __all__ = [
     "TF2_WEIGHTS_NAME",
     "TF_WEIGHTS_NAME",
     "WEIGHTS_NAME",
+    "PaddingStrategy",
     "check_min_version",
     "is_offline_mode",
     "logging",
@@ -57,3 +58,12 @@ def is_offline_mode():
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("TRANSFORMERS_OFFLINE", "0").upper() in _TRUE
+
+
+def __getattr__(name):
+    # transformers' own (torch-free) enum, imported on first use so that importing this package stays light
+    if name == "PaddingStrategy":
+        from transformers.utils import PaddingStrategy
+
+        return PaddingStrategy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
