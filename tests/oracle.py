@@ -1,6 +1,29 @@
 """The PyTorch transformers oracle: build a random PyTorch model, save it, compare outputs."""
 
+import textwrap
+
 import numpy as np
+
+# The first lines of a child interpreter that behaves as if PyTorch were not installed: every import finder
+# answers "not found" for torch. (`sys.modules["torch"] = None` would break libraries that look torch up in
+# sys.modules, such as scipy, which Keras imports through scikit-learn when that is installed.)
+WITHOUT_TORCH = textwrap.dedent(
+    """
+    import sys
+
+    class HideTorch:
+        def __init__(self, finder):
+            self.finder = finder
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                return None
+            return self.finder.find_spec(name, path, target)
+        def __getattr__(self, name):
+            return getattr(self.finder, name)
+
+    sys.meta_path[:] = [HideTorch(finder) for finder in sys.meta_path]
+    """
+)
 
 
 def torch_model(head, config, seed=0):

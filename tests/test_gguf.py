@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import transformers
 from assets import smollm2_gguf
+from oracle import WITHOUT_TORCH
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from tfformers import AutoTokenizer, CheckpointError
@@ -141,21 +142,10 @@ def test_smollm2_tokenizer_returns_tf_tensors(smollm2_tokenizers):
 
 # The library must not need torch: a child process in which torch cannot be found (as if not installed)
 # loads the config, the tokenizer and a tensor, and reports what it got.
-_WITHOUT_TORCH = textwrap.dedent(
+_WITHOUT_TORCH = WITHOUT_TORCH + textwrap.dedent(
     """
     import json, os, sys
 
-    class HideTorch:
-        def __init__(self, finder):
-            self.finder = finder
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                return None
-            return self.finder.find_spec(name, path, target)
-        def __getattr__(self, name):
-            return getattr(self.finder, name)
-
-    sys.meta_path[:] = [HideTorch(finder) for finder in sys.meta_path]
     path = sys.argv[1]
     import tfformers
     from tfformers.checkpoint.gguf import GGUFReader, gguf_config

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 from architectures import _bert_config
 from assets import minilm_dir
+from oracle import WITHOUT_TORCH
 from transformers import BertConfig, GPT2Config, LlamaConfig
 
 import tfformers
@@ -154,13 +155,8 @@ STILL_MISSING = {
 
 # Run in a fresh interpreter without PyTorch: {script: sorted missing names}; the blocks with nothing missing
 # are executed as written, the others name by name.
-_CHECK_SCRIPTS = """
+_CHECK_SCRIPTS = WITHOUT_TORCH + """
 import ast, importlib, json, sys
-try:  # Keras imports scikit-learn when it is installed, whose scipy looks torch up in sys.modules: before hiding it
-    import sklearn
-except ImportError:
-    pass
-sys.modules["torch"] = None
 blocks = json.loads(sys.argv[1])
 missing = {}
 for script, block in blocks.items():

@@ -8,12 +8,10 @@ import sys
 
 import pytest
 from architectures import _bert_config
+from oracle import WITHOUT_TORCH  # a user without PyTorch: transformers then announces "PyTorch was not found"
 
 import tfformers
 from tfformers import _backend
-
-# A user without PyTorch: transformers then announces "PyTorch was not found" when it is imported.
-WITHOUT_TORCH = "import sys; sys.modules['torch'] = None\n"
 
 
 def run_python(code, **env):
