@@ -30,6 +30,7 @@ from transformers import (  # torch-free parts
     PreTrainedTokenizerFast,
     Qwen2Config,
     RobertaConfig,
+    ViTConfig,
     XLMRobertaConfig,
 )
 
@@ -55,6 +56,8 @@ from tfformers.modeling import TFPreTrainedModel
 from tfformers.modeling_tf_auto import (
     TF_MODEL_FOR_CAUSAL_LM_MAPPING,
     TF_MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    TF_MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING,
+    TF_MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     TF_MODEL_FOR_MASKED_LM_MAPPING,
     TF_MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     TF_MODEL_FOR_MULTIPLE_CHOICE_MAPPING,
@@ -76,6 +79,7 @@ from tfformers.modeling_tf_utils import shape_list
 from tfformers.models.auto import (
     TFAutoModel,
     TFAutoModelForCausalLM,
+    TFAutoModelForImageClassification,
     TFAutoModelForMaskedLM,
     TFAutoModelForMultipleChoice,
     TFAutoModelForPreTraining,
@@ -117,6 +121,7 @@ from tfformers.models.roberta import (
     TFRobertaForTokenClassification,
     TFRobertaModel,
 )
+from tfformers.models.vit import TFViTForImageClassification, TFViTModel
 from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
 from tfformers.tokenization import AutoTokenizer
 from tfformers.tokenization.tf_auto import TFAutoTokenizer

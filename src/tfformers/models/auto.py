@@ -16,6 +16,7 @@ ARCHITECTURES = {
     "llama": ("llama", "Llama"),
     "mistral": ("mistral", "Mistral"),
     "qwen2": ("qwen2", "Qwen2"),
+    "vit": ("vit", "ViT"),
 }
 
 _LOADING_OPTIONS = ("ignore_mismatched_sizes", "dtype", "output_loading_info", "gguf_file")
@@ -108,3 +109,7 @@ class TFAutoModelForQuestionAnswering(_AutoModel):
 
 class TFAutoModelForMultipleChoice(_AutoModel):
     task = "multiple-choice"
+
+
+class TFAutoModelForImageClassification(_AutoModel):
+    task = "image-classification"
