@@ -14,12 +14,11 @@ import tensorflow as tf
 from transformers import ViTConfig
 
 from tfformers import inputs as model_inputs
-from tfformers.errors import ConfigError
-from tfformers.layers import dense, get_activation, layer_norm, merge_heads, scaled_dot_product_attention, split_heads
+from tfformers.layers import dense, get_activation, layer_norm
 from tfformers.layers.core import TruncatedNormal
 from tfformers.layers.resize import bicubic_resize
 from tfformers.modeling import TFPreTrainedModel
-from tfformers.models.bert import BertEncoder, BertIntermediate
+from tfformers.models.bert import BertEncoder, BertIntermediate, BertSelfAttention
 from tfformers.outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 # ------------------------------------------------------------------------------------------ embeddings
@@ -106,29 +105,6 @@ class ViTEmbeddings(keras.layers.Layer):
 # ------------------------------------------------------------------------------------------- attention
 
 
-class ViTSelfAttention(keras.layers.Layer):
-    def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if config.hidden_size % config.num_attention_heads:
-            raise ConfigError(
-                f"hidden_size={config.hidden_size} is not a multiple of "
-                f"num_attention_heads={config.num_attention_heads}."
-            )
-        self.num_heads = config.num_attention_heads
-        self.query = dense(config.hidden_size, config, use_bias=config.qkv_bias)
-        self.key = dense(config.hidden_size, config, use_bias=config.qkv_bias)
-        self.value = dense(config.hidden_size, config, use_bias=config.qkv_bias)
-        self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
-
-    def call(self, hidden_states, bias=None, training=False):
-        query, key, value = (
-            split_heads(projection(hidden_states), self.num_heads)
-            for projection in (self.query, self.key, self.value)
-        )
-        context, probs = scaled_dot_product_attention(query, key, value, bias, self.dropout, training)
-        return merge_heads(context), probs
-
-
 class ViTSelfOutput(keras.layers.Layer):
     """The attention's output projection and dropout (the residual is added by the block: pre-norm)."""
 
@@ -144,7 +120,7 @@ class ViTSelfOutput(keras.layers.Layer):
 class ViTAttention(keras.layers.Layer):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        self.attention = ViTSelfAttention(config)
+        self.attention = BertSelfAttention(config)  # the same projections and heads
         self.output_ = ViTSelfOutput(config)
 
     def call(self, hidden_states, bias=None, training=False):
