@@ -10,8 +10,6 @@ from tfformers.utils import logging
 from transformers import (  # torch-free parts
     CONFIG_MAPPING,
     AutoConfig,
-    AutoFeatureExtractor,
-    AutoImageProcessor,
     BertConfig,
     BertTokenizerFast,
     DistilBertConfig,
@@ -52,6 +50,7 @@ from tfformers.errors import (
     TFFormersError,
 )
 from tfformers.generation import GenerationMixin, StaticCache
+from tfformers.image_processing import AutoFeatureExtractor, AutoImageProcessor, ViTImageProcessor
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.modeling_tf_auto import (
     TF_MODEL_FOR_CAUSAL_LM_MAPPING,
