@@ -9,7 +9,8 @@ rescale, normalize, channels first. The same steps run in three places:
 * `processor.as_layer()`: a Keras layer from a batch of channels-last images, or of encoded image bytes
   (tf.string), to `pixel_values`; inside a model it goes into a SavedModel, which then takes image files.
 * `processor.transform(...)`: a 🤗 `datasets` transform (`dataset.with_transform`) producing `pixel_values`
-  from an `Image` column on the fly, which `prepare_tf_dataset` batches.
+  from an `Image` column on the fly, which `prepare_tf_dataset` batches (an `Image(decode=False)` column's
+  encoded bytes are decoded with TF ops).
 
 8-bit images are resized as PIL resizes them (transformers' processors go through PIL): the result is
 rounded back to 8 bits before it is rescaled. Float images are resized in float.
@@ -247,6 +248,8 @@ def _undecodable(where, data, error):
 
 def _read(image, where):
     """One image as a [height, width, channels] array or eager tensor (uint8 or float)."""
+    if isinstance(image, dict) and ("bytes" in image or "path" in image):  # datasets' Image(decode=False)
+        image = image.get("bytes") or image["path"]
     if isinstance(image, (str, os.PathLike)):
         with open(image, "rb") as file:
             image = file.read()
@@ -314,6 +317,11 @@ class ViTImageProcessor:
         if not images:
             raise InputError("no images were given.")
         pixels = self._processed(images, settings)
+        if isinstance(pixels, tf.Tensor):  # one batch of equal images: no split and re-stack
+            if return_tensors not in ("np", "tf", None):
+                raise ValueError(f"return_tensors={return_tensors!r}: use 'np', 'tf' or None.")
+            arrays = pixels if return_tensors == "tf" else pixels.numpy()
+            return BatchFeature(pixel_values=list(arrays) if return_tensors is None else arrays)
         if return_tensors == "tf":
             return BatchFeature(pixel_values=tf.stack(pixels) if _same_shapes(pixels) else _ragged_error(pixels))
         arrays = [pixel.numpy() for pixel in pixels]
@@ -331,14 +339,16 @@ class ViTImageProcessor:
 
     @staticmethod
     def _processed(images, settings):
-        """Each image's pixel values; images of one shape and dtype are processed as one batch."""
+        """Each image's pixel values, processed as one batch per shape and dtype: a list of tensors, or one
+        [batch, ...] tensor when all images are alike."""
         groups = {}
         for index, image in enumerate(images):
             groups.setdefault((tuple(image.shape), str(image.dtype)), []).append(index)
+        if len(groups) == 1:
+            return preprocess_images(_stacked(images), settings)
         pixels = [None] * len(images)
         for indices in groups.values():
-            # tf.stack of numpy uint8 arrays would give int32: each converted first keeps the dtype
-            batch = preprocess_images(tf.stack([tf.convert_to_tensor(images[i]) for i in indices]), settings)
+            batch = preprocess_images(_stacked([images[i] for i in indices]), settings)
             for i, pixel in zip(indices, tf.unstack(batch)):
                 pixels[i] = pixel
         return pixels
@@ -373,6 +383,14 @@ class ViTImageProcessor:
 
     def __repr__(self):
         return f"{type(self).__name__}({json.dumps(self.to_dict(), sort_keys=True)})"
+
+
+def _stacked(images):
+    """Equal images (arrays or tensors) -> one [batch, ...] tensor of their dtype (tf.stack of numpy uint8
+    arrays would give int32; numpy stacks them in one copy)."""
+    if all(isinstance(image, np.ndarray) for image in images):
+        return tf.convert_to_tensor(np.stack(images))
+    return tf.stack([tf.convert_to_tensor(image) for image in images])
 
 
 def _same_shapes(arrays):
