@@ -65,18 +65,25 @@ def _save(module, target):
         tf.saved_model.save(module, staging, signatures=signatures)
 
 
+def _checkpoint_source(model, what, files):
+    """The folder or Hub name the model was loaded from, where its `what` is found by default."""
+    source = getattr(model.config, "name_or_path", None)
+    if not source:
+        option = what.replace(" ", "_")
+        raise ConfigError(
+            f"{type(model).__name__} was not loaded from a checkpoint, so its {what} is unknown: pass {option}= "
+            f"(a {what}, or the folder or Hub name of its {files})."
+        )
+    return source
+
+
 def _image_preprocessing(model, image_processor):
     """The image processor's steps as a layer: `image_processor` (a processor, or the folder / Hub name of
     its preprocessor_config.json), by default the checkpoint's own (`config.name_or_path`)."""
     from tfformers.image_processing import AutoImageProcessor
 
     if image_processor is None:
-        image_processor = getattr(model.config, "name_or_path", None)
-        if not image_processor:
-            raise ConfigError(
-                f"{type(model).__name__} was not loaded from a checkpoint, so its image processor is unknown: pass "
-                "image_processor= (a processor, or the folder or Hub name of its preprocessor_config.json)."
-            )
+        image_processor = _checkpoint_source(model, "image processor", "preprocessor_config.json")
     if isinstance(image_processor, (str, os.PathLike)):
         image_processor = AutoImageProcessor.from_pretrained(os.fspath(image_processor))
     if image_processor.settings.output_size is None:
@@ -104,13 +111,7 @@ def _tokenizers(model, tokenizer):
     if tokenizer is None:
         tokenizer = model.tokenizer
     if tokenizer is None:
-        source = getattr(model.config, "name_or_path", None)
-        if not source:
-            raise ConfigError(
-                f"{type(model).__name__} was not loaded from a checkpoint, so its tokenizer is unknown: pass "
-                "tokenizer= (a tokenizer, or the folder or Hub name it comes from)."
-            )
-        tokenizer = source
+        tokenizer = _checkpoint_source(model, "tokenizer", "tokenizer files")
     if isinstance(tokenizer, TFTokenizerBase):
         return None, tokenizer
     if isinstance(tokenizer, (str, os.PathLike)):
