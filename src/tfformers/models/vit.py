@@ -29,7 +29,7 @@ def _pair(size):
 
 
 def channels_last(pixel_values, num_channels):
-    """[batch, channels, height, width] or [batch, height, width, channels] -> channels last, float; the
+    """[batch, channels, height, width] or [batch, height, width, channels] -> channels last; the
     layout is read from where `num_channels` sits (channels first when both fit, as transformers 4.x TF)."""
     shape = pixel_values.shape
     if shape[1] == num_channels:
