@@ -122,6 +122,7 @@ from tfformers.models.roberta import (
 )
 from tfformers.models.vit import TFViTForImageClassification, TFViTModel
 from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
+from tfformers.pipelines import pipeline
 from tfformers.tokenization import AutoTokenizer
 from tfformers.tokenization.tf_auto import TFAutoTokenizer
 from tfformers.tokenization.tf_bpe import TFByteLevelBPETokenizer, TFGPT2Tokenizer
