@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import os
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -34,6 +35,18 @@ def classifier_folder(tmp_path_factory):
     return folder
 
 
+def post(server, encoded):
+    """(status, JSON answer) of a predict request with base64-encoded image files."""
+    body = json.dumps({"instances": [{"b64": data} for data in encoded]}).encode()
+    request = urllib.request.Request(server.url + "/v1/models/vit:predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
 def png_files():
     from test_image_processing import photographs
 
@@ -57,11 +70,13 @@ def test_image_bytes_in_label_and_score_out(classifier_folder, tmp_path):
     path = tfformers.export(model, tmp_path / "vit")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     with ModelServer(tmp_path, port=0, max_string_bytes=1 << 20) as server:
-        body = {"instances": [{"b64": base64.b64encode(data).decode()} for data in files]}
-        request = urllib.request.Request(server.url + "/v1/models/vit:predict", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            predictions = json.load(response)["predictions"]
+        status, answer = post(server, [base64.b64encode(data).decode() for data in files])
+        assert status == 200
+        predictions = answer["predictions"]
+        # an undecodable file: TF's decoding error, as TF Serving returns it, and the server keeps serving
+        status, answer = post(server, [base64.b64encode(b"not an image").decode()])
+        assert status == 400 and "image file format" in answer["error"], answer
+        assert post(server, [base64.b64encode(files[0]).decode()])[0] == 200
     assert [p["label"] for p in predictions] == expected_labels
     np.testing.assert_allclose([p["score"] for p in predictions], probabilities.max(-1), atol=1e-5)
 

@@ -61,17 +61,20 @@ def test_prepare_tf_dataset_applies_the_transform_when_reading():
         list(model.prepare_tf_dataset(bad.with_transform(processor.transform()), batch_size=4, shuffle=False))
 
 
-# A small ViT from scratch, the recipe (measured on this 2-core machine, see test_fashion_mnist):
-FASHION_VIT = dict(image_size=28, patch_size=7, num_channels=1, hidden_size=64, num_hidden_layers=3,
+# A small ViT from scratch (about 70k weights): the recipe of test_fashion_mnist_from_scratch
+FASHION_VIT = dict(image_size=28, patch_size=7, num_channels=1, hidden_size=64, num_hidden_layers=2,
                    num_attention_heads=4, intermediate_size=128, num_labels=10)
 FASHION_MEAN_STD = ([0.2860], [0.3530])  # the training images' pixel mean and std (of x / 255)
 
 
 @pytest.mark.slow
 def test_fashion_mnist_from_scratch():
-    """Recipe: 16 patches of 7x7 + [CLS], width 64, 3 blocks of 4 heads, MLP 128; AdamW (weight decay 0.05),
-    learning rate warmed up over the first 10% of steps to 3e-3 then cosine-decayed to 0; batches of 128;
-    2 epochs; compiled with XLA; images normalized with the training set's mean and std."""
+    """Recipe: 16 patches of 7x7 + [CLS], width 64, 2 blocks of 4 heads, MLP 128; AdamW (weight decay 0.05),
+    learning rate warmed up over the first 10% of steps to 5e-3 then cosine-decayed to 0; batches of 128;
+    3 epochs; compiled with XLA; images normalized with the training set's mean and std. Measured on the
+    shared 2-core machine under load: 85.98% test accuracy, fit in 264 s at a load average of 7-9 (172 s at
+    4-5, the last epoch 42 s); about 75 s of fit on a quiet machine. Patch 4 (50 tokens) learned slower per
+    second (81.7% after 2 epochs in 228 s); 3 blocks for 2 epochs gave 85.6%."""
     train, test = fashion_mnist("train"), fashion_mnist("t10k")
     processor = tfformers.ViTImageProcessor(do_resize=False, image_mean=FASHION_MEAN_STD[0],
                                             image_std=FASHION_MEAN_STD[1])
@@ -79,9 +82,9 @@ def test_fashion_mnist_from_scratch():
     model = tfformers.TFAutoModelForImageClassification.from_config(tfformers.ViTConfig(**FASHION_VIT))
     batches = model.prepare_tf_dataset(train.with_transform(processor.transform()), batch_size=128, seed=0,
                                        drop_remainder=True)
-    epochs = 2
+    epochs = 3
     steps = len(batches) * epochs
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=5e-3, warmup_steps=steps // 10)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05), metrics=["accuracy"],
                   jit_compile=True)
     start = time.perf_counter()
