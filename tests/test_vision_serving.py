@@ -94,3 +94,19 @@ def test_export_needs_a_fixed_size_processor(classifier_folder, tmp_path):
     by_edge = tfformers.ViTImageProcessor(size={"shortest_edge": 32})
     with pytest.raises(ConfigError, match="shortest_edge without a crop"):
         tfformers.export(model, tmp_path / "vit", image_processor=by_edge)
+
+
+def test_image_classification_pipeline_answers_as_transformers(classifier_folder):
+    import transformers
+    from PIL import Image
+
+    files = png_files()
+    images = [Image.open(io.BytesIO(data)).convert("RGB") for data in files]
+    ours = tfformers.pipeline("image-classification", model=str(classifier_folder))
+    theirs = transformers.pipeline("image-classification", model=str(classifier_folder))
+    answers, expected = ours(images, top_k=3), theirs(images, top_k=3)
+    for answer, reference in zip(answers, expected):
+        assert [a["label"] for a in answer] == [r["label"] for r in reference]
+        np.testing.assert_allclose([a["score"] for a in answer], [r["score"] for r in reference], atol=1e-3)
+    assert ours(files[0], top_k=3) == answers[0]  # encoded bytes: the same pixels as the decoded image
+    assert tfformers.pipeline(model=str(classifier_folder)).task == "image-classification"
