@@ -65,10 +65,8 @@ def pipeline(task=None, model=None, config=None, tokenizer=None, *, image_proces
         pipeline_task = get_task(task) if task is not None else _task_of_model(model)
         _check_head(model, pipeline_task)
     model_source = source or getattr(model.config, "name_or_path", None)
-    if pipeline_task.model_task == "image-classification":
-        tokenizer = _image_processor(image_processor, model_source, hub_kwargs)
-    else:
-        tokenizer = _tokenizer(tokenizer, model_source, hub_kwargs)
+    image = pipeline_task.model_task == "image-classification"
+    tokenizer = _preprocessor(image_processor if image else tokenizer, model_source, hub_kwargs, image=image)
     return pipeline_task.pipeline_class(model, tokenizer, batch_size=batch_size, progress=progress, device=device,
                                         **kwargs)
 
@@ -104,27 +102,18 @@ def _check_head(model, pipeline_task):
         )
 
 
-def _tokenizer(tokenizer, model_source, hub_kwargs):
+def _preprocessor(given, model_source, hub_kwargs, image=False):
+    """The tokenizer (or, for image tasks, the image processor) `given` as a name, folder or object; default
+    the model's own."""
+    from tfformers.image_processing import AutoImageProcessor
     from tfformers.tokenization import AutoTokenizer
 
-    if tokenizer is None:
+    what, loader = ("image processor", AutoImageProcessor) if image else ("tokenizer", AutoTokenizer)
+    if given is None:
         if not model_source:
-            raise InputError("The model does not say where its tokenizer is: pass tokenizer= (a name, a folder or "
-                             "a tokenizer).")
-        tokenizer = model_source
-    if isinstance(tokenizer, (str, os.PathLike)):
-        return AutoTokenizer.from_pretrained(os.fspath(tokenizer), **hub_kwargs)
-    return tokenizer
-
-
-def _image_processor(image_processor, model_source, hub_kwargs):
-    from tfformers.image_processing import AutoImageProcessor
-
-    if image_processor is None:
-        if not model_source:
-            raise InputError("The model does not say where its image processor is: pass image_processor= (a name, a "
-                             "folder or an image processor).")
-        image_processor = model_source
-    if isinstance(image_processor, (str, os.PathLike)):
-        return AutoImageProcessor.from_pretrained(os.fspath(image_processor), **hub_kwargs)
-    return image_processor
+            raise InputError(f"The model does not say where its {what} is: pass {what.replace(' ', '_')}= (a name, "
+                             f"a folder or a {what}).")
+        given = model_source
+    if isinstance(given, (str, os.PathLike)):
+        return loader.from_pretrained(os.fspath(given), **hub_kwargs)
+    return given
