@@ -44,32 +44,11 @@ def bbc_titles(count):
     return titles[:count]
 
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                         "Ankle boot")
 
-
-def fashion_mnist(split):
-    """Fashion-MNIST's "train" (60,000) or "t10k" (10,000) split as a 🤗 dataset: an `Image` column of 28x28
-    grayscale images and a `label` ClassLabel, read from the IDX files of the Debian package. The images are
-    stored as PGM files (netpbm: a header, then the raw bytes), which need no compression to build and decode
-    faster than PNG."""
-    import gzip
-
-    import datasets
-    import numpy as np
-    import pyarrow as pa
-
-    if not FASHION_MNIST.is_dir():
-        raise RuntimeError(
-            f"{FASHION_MNIST} is missing: run scripts/setup.sh test (apt-get install dataset-fashion-mnist)."
-        )
-    with gzip.open(FASHION_MNIST / f"{split}-images-idx3-ubyte.gz") as file:
-        images = np.frombuffer(file.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(FASHION_MNIST / f"{split}-labels-idx1-ubyte.gz") as file:
-        labels = np.frombuffer(file.read(), np.uint8, offset=8)
-    files = pa.array([b"P5 28 28 255\n" + image.tobytes() for image in images], pa.binary())
-    image_column = pa.StructArray.from_arrays([files, pa.nulls(len(files), pa.string())], names=["bytes", "path"])
-    table = pa.table({"image": image_column, "label": pa.array(labels.astype(np.int64))})
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)})
-    return datasets.Dataset(table).cast(features)
+def fashion_mnist_recipe():
+    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
