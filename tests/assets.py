@@ -51,3 +51,13 @@ def bbc_titles(count):
         by_class.setdefault(label, []).append(text.strip().splitlines()[0].strip())
     titles = [t for group in zip(*by_class.values()) for t in group]
     return titles[:count]
+
+
+
+def fashion_mnist_recipe():
+    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -94,8 +94,9 @@ def hub_repo_id(hub):
 # collection order). The longest modules go first, so that the workers finish together instead of one running
 # a long module alone at the end. Module durations on 2 cores, longest first (pytest --durations).
 LONGEST_MODULES = (
-    "test_training.py", "test_export.py", "test_smollm2.py", "test_xla_compilations.py", "test_deployment.py",
-    "test_generation.py", "test_end_to_end.py", "test_parity.py", "test_keras_export.py", "test_cli.py",
+    "test_training.py", "test_vision_training.py", "test_export.py", "test_smollm2.py", "test_xla_compilations.py",
+    "test_deployment.py", "test_generation.py", "test_end_to_end.py", "test_parity.py", "test_keras_export.py",
+    "test_example_scripts.py", "test_cli.py",
 )
 
 

@@ -146,11 +146,10 @@ SCRIPT_IMPORTS = {
     """,
 }
 
-# Names for architectures tfformers does not have yet (sequence-to-sequence, vision).
+# Names for architectures tfformers does not have yet (sequence-to-sequence).
 STILL_MISSING = {
     "run_summarization": {"TFAutoModelForSeq2SeqLM"},
     "run_translation": {"TFAutoModelForSeq2SeqLM"},
-    "run_image_classification": {"TF_MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING", "TFAutoModelForImageClassification"},
 }
 
 # Run in a fresh interpreter without PyTorch: {script: sorted missing names}; the blocks with nothing missing

@@ -1,6 +1,6 @@
 """The code samples of the TensorFlow philosophy text, run with tfformers in place of transformers and the
-MiniLM asset (or a tiny saved model) in place of Hub names. Vision and deployment samples belong to later
-capabilities and are not here."""
+MiniLM asset (or a tiny saved model) in place of Hub names; the hybrid vision-language model holds a tiny GPT-2
+and a tiny ViT. Deployment samples belong to later capabilities and are not here."""
 
 import numpy as np
 import pytest
@@ -57,23 +57,68 @@ def test_predict_and_fit(tiny_bert):
     assert np.isfinite(history.history["loss"][0])
 
 
-def test_hybrid_model(tiny_bert):
+@pytest.fixture(scope="module")
+def tiny_gpt2_and_vit(tmp_path_factory):
+    """Folders of a tiny random GPT-2 and a tiny random ViT (28x28 images, patch 4), both of width 36."""
+    from transformers import ViTConfig
+
+    import tfformers
+
+    gpt2 = tmp_path_factory.mktemp("tiny-gpt2")
+    tfformers.TFAutoModel.from_config(config_for(ARCHITECTURES[3], "GPT2Model")).save_pretrained(gpt2)
+    vit = tmp_path_factory.mktemp("tiny-vit")
+    vit_config = ViTConfig(image_size=28, patch_size=4, hidden_size=36, num_hidden_layers=2, num_attention_heads=3,
+                           intermediate_size=37)
+    tfformers.TFAutoModel.from_config(vit_config).save_pretrained(vit)
+    return str(gpt2), str(vit)
+
+
+def test_hybrid_vision_language_model(tiny_gpt2_and_vit, tmp_path):
+    """The text's HybridVisionLanguageModel as written (Hub names replaced by the tiny models' folders), with
+    a concrete call: how well a caption matches an image, the dot product of GPT-2's mean hidden state and
+    ViT's pooled [CLS]. It builds, trains a step with fit(), and its weights survive save/load_weights."""
     from tfformers import TFAutoModel
+
+    gpt2, vit = tiny_gpt2_and_vit
 
     class HybridVisionLanguageModel(tf.keras.Model):
         def __init__(self):
             super().__init__()
-            self.language = TFAutoModel.from_pretrained(tiny_bert)
-            self.vision = TFAutoModel.from_pretrained(MODEL)  # a second pretrained stem
+            self.language = TFAutoModel.from_pretrained(gpt2)
+            self.vision = TFAutoModel.from_pretrained(vit)
 
         def call(self, inputs):
-            return tf.concat(
-                [self.language(inputs).pooler_output, self.vision(inputs).pooler_output], axis=-1
-            )
+            text = self.language({"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]})
+            mask = tf.cast(inputs["attention_mask"], tf.float32)[..., None]
+            caption = tf.reduce_sum(text.last_hidden_state * mask, axis=1) / tf.reduce_sum(mask, axis=1)
+            image = self.vision(inputs["pixel_values"]).pooler_output
+            return tf.reduce_sum(caption * image, axis=-1, keepdims=True)  # [batch, 1] match logit
 
+    rng = np.random.default_rng(0)
+    data = {
+        "input_ids": rng.integers(3, 211, size=(4, 6)),
+        "attention_mask": np.array([[1] * 6, [1] * 4 + [0] * 2, [1] * 6, [1] * 3 + [0] * 3]),
+        "pixel_values": rng.standard_normal((4, 3, 28, 28)).astype(np.float32),
+    }
+    labels = np.array([[1.0], [0.0], [1.0], [0.0]])
     hybrid = HybridVisionLanguageModel()
-    out = hybrid({"input_ids": np.array([[101, 2023, 102]])})
-    assert out.shape == (1, 32 + 384)
+    assert hybrid(data).shape == (4, 1)
+    hybrid.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+    before = [w.numpy() for w in hybrid.trainable_weights]
+    history = hybrid.fit(data, labels, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    changed = [not np.array_equal(old, w.numpy()) for old, w in zip(before, hybrid.trainable_weights)]
+    assert all(changed), "every weight of both stems trains"
+    stems = hybrid.language.trainable_weights + hybrid.vision.trainable_weights
+    assert len(hybrid.trainable_weights) == len(stems)
+
+    hybrid.save_weights(tmp_path / "hybrid.weights.h5")
+    reloaded = HybridVisionLanguageModel()
+    reloaded(data)  # builds the variables the weights load into
+    reloaded.load_weights(tmp_path / "hybrid.weights.h5")
+    for saved, loaded in zip(hybrid.weights, reloaded.weights):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    np.testing.assert_allclose(reloaded(data).numpy(), hybrid(data).numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_question_answering_without_a_loss_argument(tiny_bert):

@@ -326,7 +326,8 @@ def test_device_takes_transformers_spellings():
 
 
 def test_clear_errors(pair, saved):
-    with pytest.raises(ConfigError, match="'summarization'.*supports: feature-extraction, fill-mask, ner"):
+    with pytest.raises(ConfigError,
+                       match="'summarization'.*supports: feature-extraction, fill-mask, image-classification, ner"):
         tfformers.pipeline("summarization", model=saved("BertModel"))
     with pytest.raises(ConfigError, match="has no causal-lm head"):
         tfformers.pipeline("text-generation", model=saved("BertModel"))

@@ -10,8 +10,6 @@ from tfformers.utils import logging
 from transformers import (  # torch-free parts
     CONFIG_MAPPING,
     AutoConfig,
-    AutoFeatureExtractor,
-    AutoImageProcessor,
     BertConfig,
     BertTokenizerFast,
     DistilBertConfig,
@@ -30,6 +28,7 @@ from transformers import (  # torch-free parts
     PreTrainedTokenizerFast,
     Qwen2Config,
     RobertaConfig,
+    ViTConfig,
     XLMRobertaConfig,
 )
 
@@ -52,10 +51,13 @@ from tfformers.errors import (
     TFFormersError,
 )
 from tfformers.generation import GenerationMixin, StaticCache
+from tfformers.image_processing import AutoFeatureExtractor, AutoImageProcessor, ViTImageProcessor
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.modeling_tf_auto import (
     TF_MODEL_FOR_CAUSAL_LM_MAPPING,
     TF_MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    TF_MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING,
+    TF_MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
     TF_MODEL_FOR_MASKED_LM_MAPPING,
     TF_MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     TF_MODEL_FOR_MULTIPLE_CHOICE_MAPPING,
@@ -77,6 +79,7 @@ from tfformers.modeling_tf_utils import shape_list
 from tfformers.models.auto import (
     TFAutoModel,
     TFAutoModelForCausalLM,
+    TFAutoModelForImageClassification,
     TFAutoModelForMaskedLM,
     TFAutoModelForMultipleChoice,
     TFAutoModelForPreTraining,
@@ -118,6 +121,7 @@ from tfformers.models.roberta import (
     TFRobertaForTokenClassification,
     TFRobertaModel,
 )
+from tfformers.models.vit import TFViTForImageClassification, TFViTModel
 from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
 from tfformers.pipelines import pipeline
 from tfformers.tokenization import AutoTokenizer

@@ -40,6 +40,16 @@ class IdRange:
 
 
 @dataclass(frozen=True)
+class ImageLimits:
+    """What a vision model takes as `pixel_values`: channels, the image size its position table was made
+    for (height, width) and the patch size (height, width)."""
+
+    num_channels: int
+    image_size: tuple
+    patch_size: tuple
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a model accepts (`TFPreTrainedModel.input_limits()`)."""
 
@@ -51,6 +61,7 @@ class Limits:
     ranges: dict = field(default_factory=dict)  # column -> IdRange
     position_table: int = None  # longest input at any call (absolute position embeddings); None: computed
     max_length: int = None  # longest training sequence (RoPE models: the config's max_position_embeddings)
+    image: ImageLimits = None  # vision models: pixel_values instead of token ids
 
 
 # ----------------------------------------------------------------------------------- limits from a config
@@ -66,6 +77,9 @@ def rope_training_length(config):
     scaling, which is made for longer ones."""
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
     return None if rope.get("rope_type") == "dynamic" else getattr(config, "max_position_embeddings", None)
+
+
+EXAMPLE_CLASSIFICATION_TASKS = ("sequence-classification", "image-classification")  # one label per example
 
 
 def is_single_label(config):
@@ -100,7 +114,7 @@ def label_ranges(task, config):
                 "next_sentence_label": _classes(2, "next-sentence labels are 0 (continuation) or 1 (random)")}
     if task == "token-classification":
         return {"labels": _classes(config.num_labels, f"the model has num_labels={config.num_labels}")}
-    if task == "sequence-classification" and is_single_label(config):
+    if task in EXAMPLE_CLASSIFICATION_TASKS and is_single_label(config):
         return {"labels": _classes(config.num_labels, f"the model has num_labels={config.num_labels}", rank=1)}
     return {}
 
@@ -161,15 +175,22 @@ def _holds_text(value):
     return isinstance(value, (list, tuple)) and any(_holds_text(item) for item in value)
 
 
-def check_call(inputs, limits, cached=False):
+def check_call(inputs, limits, cached=False, resized=False):
     """InputError for a call's inputs that the model cannot take, from static shapes and dtypes and the
-    values of eager inputs. `cached`: a decoding step with a KV cache (the mask spans the cache)."""
+    values of eager inputs. `cached`: a decoding step with a KV cache (the mask spans the cache).
+    `resized`: a vision model interpolates its position embeddings to the image size."""
     unknown = sorted(set(inputs) - set(limits.input_names) - set(limits.label_names))
     if unknown:
         raise InputError(
             f"{limits.model} got unexpected inputs {unknown}; it accepts {list(limits.input_names)} and the "
             f"labels {list(limits.label_names)}. Remove the other columns (prepare_tf_dataset does this for you)."
         )
+    if limits.image is not None:
+        if "pixel_values" not in inputs:
+            raise InputError(f"{limits.model} needs pixel_values; got {sorted(inputs)}.")
+        check_pixel_values(inputs["pixel_values"], limits.image, resized)
+        _check_label_values(inputs, limits)
+        return
     ids, embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
     if ids is None and embeds is None:
         raise InputError(f"{limits.model} needs input_ids (or inputs_embeds); got {sorted(inputs)}.")
@@ -185,9 +206,56 @@ def check_call(inputs, limits, cached=False):
             _check_same_shape(name, inputs[name], shape, "input_ids" if ids is not None else "inputs_embeds")
     if not cached:
         check_sequence_length(shape[-1], limits.position_table)
+    _check_label_values(inputs, limits)
+
+
+def _check_label_values(inputs, limits):
     for name, id_range in limits.ranges.items():
         if name in inputs and _is_concrete(inputs[name]):
             check_values(name, np.asarray(inputs[name]), id_range)
+
+
+def check_pixel_values(pixel_values, image, resized=False):
+    """InputError unless `pixel_values` are [batch, channels, height, width] or [batch, height, width,
+    channels] numbers with `image.num_channels` channels, of the model's image size unless `resized`
+    (then at least one patch)."""
+    shape = _shape(pixel_values)
+    channels = image.num_channels
+    layouts = f"[batch, {channels}, height, width] or [batch, height, width, {channels}]"
+    if len(shape) == 3 and channels in (shape[0], shape[-1]):
+        raise InputError(
+            f"pixel_values has shape {list(shape)}: one image without a batch dimension. Add one, e.g. "
+            "pixel_values[None]."
+        )
+    if len(shape) != 4:
+        raise InputError(f"pixel_values has shape {list(shape)}; the model takes {layouts}.")
+    dtype = getattr(pixel_values, "dtype", None)
+    dtype = tf.as_dtype(dtype if dtype is not None else np.asarray(pixel_values).dtype)
+    if not (dtype.is_floating or dtype.is_integer):
+        raise InputError(f"pixel_values are {dtype.name}; the model takes numbers (an image processor's output).")
+    if shape[1] == channels:
+        size = shape[2:]
+    elif shape[-1] == channels:
+        size = shape[1:3]
+    else:
+        raise InputError(
+            f"pixel_values has shape {list(shape)}: no axis 1 or 3 holds the model's {channels} channels "
+            f"(num_channels in its config). The model takes {layouts}; convert the images (e.g. grayscale to "
+            "RGB with PIL's image.convert('RGB')) or use the image processor of this checkpoint."
+        )
+    if None in size:
+        return
+    if not resized and tuple(size) != tuple(image.image_size):
+        raise InputError(
+            f"pixel_values are {size[0]}x{size[1]} images but the model's position embeddings are for "
+            f"{image.image_size[0]}x{image.image_size[1]} (image_size in its config). Resize them (the "
+            "checkpoint's image processor does) or call the model with interpolate_pos_encoding=True."
+        )
+    if size[0] < image.patch_size[0] or size[1] < image.patch_size[1]:
+        raise InputError(
+            f"pixel_values are {size[0]}x{size[1]} images, smaller than one "
+            f"{image.patch_size[0]}x{image.patch_size[1]} patch."
+        )
 
 
 def _shape(value):
@@ -352,7 +420,9 @@ def check_arrays(x, y, limits):
     BatchEncoding as a dict (Keras' data adapters take neither)."""
     inputs = gather(x, {}, limits.main_input_name)
     labels = _labels_by_name(y, limits.label_names)
-    if limits.main_input_name in inputs:
+    if limits.image is not None and limits.main_input_name in inputs:
+        check_pixel_values(inputs[limits.main_input_name], limits.image)
+    elif limits.main_input_name in inputs:
         _check_ids_shape(inputs[limits.main_input_name], limits)
     check_batch({name: np.asarray(value) for name, value in {**inputs, **labels}.items()}, limits)
     x = inputs if isinstance(x, Mapping) else inputs.get(limits.main_input_name, x)

@@ -123,7 +123,12 @@ class TFPreTrainedModel(keras.Model):
         options = self._KERAS_OPTIONS + self.call_options
         named = {k: kwargs.pop(k) for k in list(kwargs) if k not in options}
         inputs = model_inputs.gather(inputs, named, self.main_input_name)
-        model_inputs.check_call(inputs, self.input_limits(), cached=kwargs.get("cache") is not None)
+        model_inputs.check_call(
+            inputs,
+            self.input_limits(),
+            cached=kwargs.get("cache") is not None,
+            resized=bool(kwargs.get("interpolate_pos_encoding")),
+        )
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, **options):
@@ -524,7 +529,7 @@ class TFPreTrainedModel(keras.Model):
     def hf_compute_loss(self, labels, outputs, sample_weight=None):
         """The task's default loss for a dict of labels (named as in `label_names`). A single-label
         classifier takes float labels of shape [batch] as class ids (the data checks refuse fractions)."""
-        if self.task == "sequence-classification" and model_inputs.is_single_label(self.config):
+        if self.task in model_inputs.EXAMPLE_CLASSIFICATION_TASKS and model_inputs.is_single_label(self.config):
             labels = {**labels, "labels": model_inputs.class_ids(labels["labels"])}
         return TASKS[self.task].loss(labels, outputs, self.config, sample_weight)
 

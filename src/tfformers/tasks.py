@@ -110,6 +110,16 @@ _REGISTRY = (
         ),
     ),
     Task(
+        "image-classification", "ForImageClassification", "image-classification",
+        {"labels": "logits"}, _sequence_classification,
+        usage_inputs='inputs = image_processor(images, return_tensors="tf")',
+        usage_outputs=(
+            "outputs = model(inputs)",
+            "predicted = int(outputs.logits.numpy().argmax(-1)[0])",
+            "print(model.config.id2label[predicted])",
+        ),
+    ),
+    Task(
         "token-classification", "ForTokenClassification", "token-classification",
         {"labels": "logits"}, _on_logits(losses.token_classification_loss),
     ),

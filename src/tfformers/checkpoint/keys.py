@@ -6,6 +6,7 @@ yields the PyTorch key of each variable: `bert.encoder.layer.3.attention.self.qu
 
     keras.layers.Dense               kernel -> weight (transposed: Keras is [in, out], PyTorch [out, in]); bias
                                      (`layers.core.Conv1D`, GPT-2's, is stored [in, out]: not transposed)
+    keras.layers.Conv2D              kernel -> weight (Keras [kh, kw, in, out], PyTorch [out, in, kh, kw]); bias
     keras.layers.LayerNormalization  gamma -> weight; beta -> bias
     keras.layers.Embedding           embeddings -> weight
     any other variable               its attribute name
@@ -25,27 +26,37 @@ import tensorflow as tf
 from tfformers.errors import CheckpointError
 from tfformers.layers.core import Conv1D
 
+_CONV2D_TO_PYTORCH = (3, 2, 0, 1)  # Keras' [kh, kw, in, out] -> PyTorch's [out, in, kh, kw]
+
 
 @dataclass(frozen=True)
 class Parameter:
     variable: keras.Variable
-    transpose: bool = False
+    # False; True: reversed axes (a Dense kernel); or the permutation of Keras' axes into PyTorch's order
+    transpose: object = False
     initializer: object = None  # the leaf's initializer, re-run for weights a checkpoint lacks
+
+    @property
+    def _axes(self):
+        """The permutation from Keras' layout to PyTorch's, None when they are equal."""
+        if self.transpose is True:
+            return tuple(reversed(range(len(self.variable.shape))))
+        return self.transpose or None
 
     @property
     def shape(self):
         """The shape in PyTorch layout."""
         shape = tuple(self.variable.shape)
-        return shape[::-1] if self.transpose else shape
+        return shape if self._axes is None else tuple(shape[axis] for axis in self._axes)
 
     def to_numpy(self):
         value = keras.ops.convert_to_numpy(self.variable)
-        return np.ascontiguousarray(value.T) if self.transpose else value
+        return value if self._axes is None else np.ascontiguousarray(np.transpose(value, self._axes))
 
     def assign(self, array):
         value = tf.convert_to_tensor(array)
-        if self.transpose:
-            value = tf.transpose(value)  # multi-threaded: 2-3x faster than numpy's strided copy
+        if self._axes is not None:  # tf.transpose is multi-threaded: 2-3x faster than numpy's strided copy
+            value = tf.transpose(value, np.argsort(self._axes))
         self.variable.assign(tf.cast(value, self.variable.dtype))
 
     def initialize(self):
@@ -58,6 +69,11 @@ def _leaf_parameters(layer):
     if isinstance(layer, keras.layers.Dense):
         transpose = not isinstance(layer, Conv1D)  # GPT-2's Conv1D stores [in, out], as Keras does
         params = {"weight": Parameter(layer.kernel, transpose=transpose, initializer=layer.kernel_initializer)}
+        if layer.use_bias:
+            params["bias"] = Parameter(layer.bias, initializer=layer.bias_initializer)
+        return params
+    if isinstance(layer, keras.layers.Conv2D):
+        params = {"weight": Parameter(layer.kernel, transpose=_CONV2D_TO_PYTORCH, initializer=layer.kernel_initializer)}
         if layer.use_bias:
             params["bias"] = Parameter(layer.bias, initializer=layer.bias_initializer)
         return params

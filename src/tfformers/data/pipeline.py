@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from tfformers.data.collators import LABEL_PAD_TOKEN_ID, Padding, pad_batch, pad_to_length, round_up
+from tfformers.data.collators import (
+    LABEL_PAD_TOKEN_ID,
+    DefaultDataCollator,
+    Padding,
+    pad_batch,
+    pad_to_length,
+    round_up,
+)
 from tfformers.data.columns import (
     LABEL_ALIASES,
     attention_mask_for,
@@ -25,7 +32,14 @@ from tfformers.data.columns import (
     rename_label_aliases,
     require_numbers,
 )
-from tfformers.data.sources import Batching, MapSource, features_of, measurements_for, open_source
+from tfformers.data.sources import (
+    Batching,
+    MapSource,
+    features_of,
+    is_transformed,
+    measurements_for,
+    open_source,
+)
 from tfformers.errors import InputError
 from tfformers.inputs import RowError, check_batch
 
@@ -202,6 +216,13 @@ def _selected(columns, names, available):
 def _dataset_columns(features, names, measurements):
     """The pipeline's own padding: columns declared from the dataset's schema, refined by its Arrow offsets."""
     declared = declare_columns(features, main=names.main, label_names=names.labels)
+    images = [name for name, feature in features.items() if type(feature).__name__ == "Image"]
+    if names.main not in declared and images:
+        raise InputError(
+            f"the dataset has the image column {images[0]!r} but no {names.main!r}, the model's main input. "
+            "Compute it when rows are read: dataset = dataset.with_transform(image_processor.transform("
+            f"{images[0]!r})), with the checkpoint's tfformers.AutoImageProcessor."
+        )
     if names.main not in declared:
         raise InputError(
             f"the dataset has no column {names.main!r}, the model's main input. Available columns: "
@@ -431,7 +452,10 @@ def prepare_tf_dataset(
     """A `tf.data.Dataset` of padded batches from a 🤗 `datasets.Dataset` or `IterableDataset`.
 
     Args:
-        dataset: a tokenized `datasets.Dataset` (map-style) or `datasets.IterableDataset` (streaming).
+        dataset: a tokenized `datasets.Dataset` (map-style) or `datasets.IterableDataset` (streaming). A
+            map-style dataset with a transform (`with_transform`, e.g. an image processor's `transform()` over
+            an `Image` column) is read through it, and its rows are stacked by `DefaultDataCollator` unless a
+            `collate_fn` is given.
         input_names: the model's input names, e.g. ("input_ids", "attention_mask", "token_type_ids"). The
             first is the main input: it must be a column (or come out of `collate_fn`) and its length is
             what `bucket_boundaries` measure. Columns the model does not take are dropped.
@@ -478,6 +502,8 @@ def prepare_tf_dataset(
     batching = _batching(names.main, batch_size=batch_size, shuffle=shuffle, seed=seed,
                          shuffle_buffer_size=shuffle_buffer_size, drop_remainder=drop_remainder,
                          multiple=multiple, bucket_boundaries=bucket_boundaries)
+    if collate_fn is None and is_transformed(dataset):  # rows known only once read: stacked, then probed
+        collate_fn = DefaultDataCollator
     collate_fn, call_kwargs = _collate_fn(collate_fn, collate_fn_args, tokenizer)
     padding = _padding(pad_token_id, tokenizer, collate_fn, multiple, names.main)
     features, measurements = features_of(dataset), measurements_for(dataset)

@@ -61,6 +61,12 @@ def features_of(dataset):
     return dataset.features
 
 
+def is_transformed(dataset):
+    """Whether a map-style dataset computes its rows when they are read (`with_transform`, `set_transform`):
+    its schema then describes the stored columns, not the rows."""
+    return (getattr(dataset, "format", None) or {}).get("type") == "custom"
+
+
 def _arrow_column(dataset, name):
     array = dataset.select_columns([name]).with_format("arrow")[name]
     return array.combine_chunks() if hasattr(array, "combine_chunks") else array
@@ -174,7 +180,10 @@ class MapSource:
         self.batching = batching
         selected = dataset.select_columns(columns) if columns is not None else dataset
         self._python_rows = python_rows
-        self._data = selected.with_format(None) if python_rows else selected.with_format("arrow")
+        if is_transformed(dataset):  # rows are computed by the dataset's transform as they are read
+            self._data = dataset
+        else:
+            self._data = selected.with_format(None) if python_rows else selected.with_format("arrow")
         buffer = batching.shuffle_buffer_size
         self.block = max(1, int(buffer if buffer is not None else min(self.n, MAX_FULL_SHUFFLE)))
         self.bucket_of = None

@@ -23,6 +23,7 @@ EXPORT_TASKS = {
     "base": "feature-extraction",
     "masked-lm": "fill-mask",
     "causal-lm": "text-generation",
+    "image-classification": "image-classification",
 }
 # export tasks a head may also serve besides its own (any backbone gives embeddings)
 _ALSO_SERVES = {"feature-extraction": ("base",)}
@@ -155,6 +156,36 @@ class ServingModule(tf.Module):
                                         chunk_size=self.generation_batch_size, **self.generation_options)
         text = self.tokenizer.detokenize(sequences[:, self.max_prompt_length:])
         return {"sequences": sequences, "generated_text": text}
+
+
+class ImageServingModule(tf.Module):
+    """An image classifier and its image processing (`ImagePreprocessing`, TF ops) as signatures:
+    `serving_default`: encoded JPEG/PNG/GIF/BMP files `image_bytes` [b] (base64 in TF Serving's REST API) ->
+    label [b], score [b], probabilities, logits; `from_pixels`: `pixel_values` [b, channels, height, width]
+    float32 (already processed) -> the same."""
+
+    def __init__(self, model, preprocessing):
+        super().__init__(name="tfformers_image_serving")
+        self.model = model
+        self.preprocessing = preprocessing
+
+    def signatures(self):
+        config = self.model.config
+        height, width = self.preprocessing.settings.output_size or (config.image_size, config.image_size)
+        pixels_spec = tf.TensorSpec([None, config.num_channels, height, width], tf.float32, name="pixel_values")
+        return {
+            "serving_default": tf.function(self._answer_images, autograph=False).get_concrete_function(
+                image_bytes=tf.TensorSpec([None], tf.string, name="image_bytes")
+            ),
+            "from_pixels": tf.function(self.answer, autograph=False).get_concrete_function(pixel_values=pixels_spec),
+        }
+
+    def _answer_images(self, image_bytes):
+        return self.answer(self.preprocessing(image_bytes))
+
+    def answer(self, pixel_values):
+        logits = self.model({"pixel_values": pixel_values}, training=False)["logits"]
+        return postprocessing.text_classification(logits, self.model.config)
 
 
 def _max_length(model, tokenizer, requested):

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfformers import fileio
 from tfformers.errors import ConfigError
-from tfformers.export.module import ServingModule, export_task
+from tfformers.export.module import ImageServingModule, ServingModule, export_task
 from tfformers.tokenization.tf_base import TFTokenizerBase
 
 FORMATS = ("saved_model", "litert")
@@ -28,7 +28,9 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
         tokenizer: a transformers tokenizer, an in-graph tokenizer layer, or a folder / Hub name; by default
             the one `model.tokenizer` holds, else the checkpoint's own (`config.name_or_path`).
         task: "text-classification", "token-classification", "question-answering", "feature-extraction",
-            "fill-mask" or "text-generation"; by default the head's.
+            "fill-mask", "text-generation" or "image-classification"; by default the head's. An image classifier
+            takes encoded image files (`image_bytes`) and runs its image processor in the graph (option
+            `image_processor`: a processor or its folder; default the checkpoint's).
         version: the version folder's number; by default one above the highest present (1 in a new folder).
         format: "saved_model", or "litert" (a `.tflite` file of the ids signature; see `export.litert`).
         options: `max_length` (tokens per input; default the tokenizer's and model's limit), `max_answer_length`
@@ -40,8 +42,12 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
     if format not in FORMATS:
         raise ConfigError(f"Unknown export format {format!r}; use one of {FORMATS}.")
     task = export_task(model, task)
-    python_tokenizer, tf_tokenizer = _tokenizers(model, tokenizer)
     target = os.path.join(os.fspath(output), str(_version(output, version)))
+    if task == "image-classification":
+        module = ImageServingModule(model, _image_preprocessing(model, options.pop("image_processor", None)))
+        _save(module, target)
+        return target
+    python_tokenizer, tf_tokenizer = _tokenizers(model, tokenizer)
     if format == "litert":
         from tfformers.export.litert import export_litert
 
@@ -49,10 +55,43 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
             export_litert(model, os.path.join(staging, "model.tflite"), **options)
         return target
     module = ServingModule(model, tf_tokenizer, task, **_module_options(task, python_tokenizer, options))
+    _save(module, target)
+    return target
+
+
+def _save(module, target):
     signatures = module.signatures()
     with fileio.new_directory(target) as staging:
         tf.saved_model.save(module, staging, signatures=signatures)
-    return target
+
+
+def _checkpoint_source(model, what, files):
+    """The folder or Hub name the model was loaded from, where its `what` is found by default."""
+    source = getattr(model.config, "name_or_path", None)
+    if not source:
+        option = what.replace(" ", "_")
+        raise ConfigError(
+            f"{type(model).__name__} was not loaded from a checkpoint, so its {what} is unknown: pass {option}= "
+            f"(a {what}, or the folder or Hub name of its {files})."
+        )
+    return source
+
+
+def _image_preprocessing(model, image_processor):
+    """The image processor's steps as a layer: `image_processor` (a processor, or the folder / Hub name of
+    its preprocessor_config.json), by default the checkpoint's own (`config.name_or_path`)."""
+    from tfformers.image_processing import AutoImageProcessor
+
+    if image_processor is None:
+        image_processor = _checkpoint_source(model, "image processor", "preprocessor_config.json")
+    if isinstance(image_processor, (str, os.PathLike)):
+        image_processor = AutoImageProcessor.from_pretrained(os.fspath(image_processor))
+    if image_processor.settings.output_size is None:
+        raise ConfigError(
+            "The image processor resizes by shortest_edge without a crop, so served images would have different "
+            "sizes; export with a processor that resizes to height and width or crops."
+        )
+    return image_processor.as_layer(num_channels=model.config.num_channels)
 
 
 def _version(output, version):
@@ -72,13 +111,7 @@ def _tokenizers(model, tokenizer):
     if tokenizer is None:
         tokenizer = model.tokenizer
     if tokenizer is None:
-        source = getattr(model.config, "name_or_path", None)
-        if not source:
-            raise ConfigError(
-                f"{type(model).__name__} was not loaded from a checkpoint, so its tokenizer is unknown: pass "
-                "tokenizer= (a tokenizer, or the folder or Hub name it comes from)."
-            )
-        tokenizer = source
+        tokenizer = _checkpoint_source(model, "tokenizer", "tokenizer files")
     if isinstance(tokenizer, TFTokenizerBase):
         return None, tokenizer
     if isinstance(tokenizer, (str, os.PathLike)):

@@ -17,6 +17,7 @@ ARCHITECTURES = {
     "llama": ("llama", "Llama"),
     "mistral": ("mistral", "Mistral"),
     "qwen2": ("qwen2", "Qwen2"),
+    "vit": ("vit", "ViT"),
 }
 
 _LOADING_OPTIONS = (
@@ -115,3 +116,7 @@ class TFAutoModelForQuestionAnswering(_AutoModel):
 
 class TFAutoModelForMultipleChoice(_AutoModel):
     task = "multiple-choice"
+
+
+class TFAutoModelForImageClassification(_AutoModel):
+    task = "image-classification"

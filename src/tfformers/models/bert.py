@@ -98,9 +98,10 @@ class BertSelfAttention(keras.layers.Layer):
                 f"num_attention_heads={config.num_attention_heads}."
             )
         self.num_heads = config.num_attention_heads
-        self.query = dense(config.hidden_size, config)
-        self.key = dense(config.hidden_size, config)
-        self.value = dense(config.hidden_size, config)
+        use_bias = getattr(config, "qkv_bias", True)  # ViT's configs may drop the biases
+        self.query = dense(config.hidden_size, config, use_bias=use_bias)
+        self.key = dense(config.hidden_size, config, use_bias=use_bias)
+        self.value = dense(config.hidden_size, config, use_bias=use_bias)
         self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob)
 
     def call(self, hidden_states, bias, training=False):

@@ -13,6 +13,7 @@ from tfformers.models.auto import model_class_for
 from tfformers.pipelines import (  # noqa: F401  (each registers its task)
     feature_extraction,
     fill_mask,
+    image_classification,
     question_answering,
     text_classification,
     text_generation,
@@ -26,14 +27,16 @@ from tfformers.tasks import task_of_architecture
 __all__ = ["KeyDataset", "Pipeline", "PipelineTask", "pipeline", "register", "supported_tasks"]
 
 
-def pipeline(task=None, model=None, config=None, tokenizer=None, *, framework=None, revision=None, token=None,
-             device=None, dtype=None, trust_remote_code=None, model_kwargs=None, batch_size=1, progress=None,
-             **kwargs):
+def pipeline(task=None, model=None, config=None, tokenizer=None, *, image_processor=None, framework=None, revision=None,
+             token=None, device=None, dtype=None, trust_remote_code=None, model_kwargs=None, batch_size=1,
+             progress=None, **kwargs):
     """A pipeline for `task` ("text-classification", "ner", "question-answering", ... see `supported_tasks()`).
 
     model: a Hub name or local folder (loaded with the head the task needs, offline when the files are
     cached or local) or a tfformers model instance. With no task, the task is the one of the model's head
     (config.architectures). tokenizer: a name, a folder or a tokenizer; default: the model's own.
+    image_processor (image tasks, in place of the tokenizer): a name, a folder or a tfformers image processor;
+    default: the model's own preprocessor_config.json.
     `batch_size` inputs run as one padded batch (answers equal to batch_size=1); `progress` shows a progress
     bar (default: for lists of 100 inputs or more). `device` follows transformers' spelling (-1/"cpu", an
     int or "cuda:n" for a GPU) and becomes a TensorFlow device scope. Other keyword arguments are the task's
@@ -61,7 +64,9 @@ def pipeline(task=None, model=None, config=None, tokenizer=None, *, framework=No
         source = None
         pipeline_task = get_task(task) if task is not None else _task_of_model(model)
         _check_head(model, pipeline_task)
-    tokenizer = _tokenizer(tokenizer, source or getattr(model.config, "name_or_path", None), hub_kwargs)
+    model_source = source or getattr(model.config, "name_or_path", None)
+    image = pipeline_task.model_task == "image-classification"
+    tokenizer = _preprocessor(image_processor if image else tokenizer, model_source, hub_kwargs, image=image)
     return pipeline_task.pipeline_class(model, tokenizer, batch_size=batch_size, progress=progress, device=device,
                                         **kwargs)
 
@@ -97,14 +102,18 @@ def _check_head(model, pipeline_task):
         )
 
 
-def _tokenizer(tokenizer, model_source, hub_kwargs):
+def _preprocessor(given, model_source, hub_kwargs, image=False):
+    """The tokenizer (or, for image tasks, the image processor) `given` as a name, folder or object; default
+    the model's own."""
+    from tfformers.image_processing import AutoImageProcessor
     from tfformers.tokenization import AutoTokenizer
 
-    if tokenizer is None:
+    what, loader = ("image processor", AutoImageProcessor) if image else ("tokenizer", AutoTokenizer)
+    if given is None:
         if not model_source:
-            raise InputError("The model does not say where its tokenizer is: pass tokenizer= (a name, a folder or "
-                             "a tokenizer).")
-        tokenizer = model_source
-    if isinstance(tokenizer, (str, os.PathLike)):
-        return AutoTokenizer.from_pretrained(os.fspath(tokenizer), **hub_kwargs)
-    return tokenizer
+            raise InputError(f"The model does not say where its {what} is: pass {what.replace(' ', '_')}= (a name, "
+                             f"a folder or a {what}).")
+        given = model_source
+    if isinstance(given, (str, os.PathLike)):
+        return loader.from_pretrained(os.fspath(given), **hub_kwargs)
+    return given
