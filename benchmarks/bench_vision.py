@@ -3,7 +3,7 @@ transformers on the same weights, and image-preprocessing throughput (TF ops aga
 
 1. Forward: `ViTForImageClassification` (12 layers, hidden 768, 224x224 images, patch 16: 197 tokens), a batch
    of random pixels: tfformers under XLA (`tf.function(jit_compile=True)`), tfformers as a tf.function graph,
-   and PyTorch (`torch.no_grad()`, eager). Interleaved rounds, medians (see common.py).
+   and PyTorch (`torch.no_grad()`, SDPA attention). Interleaved rounds, medians (see common.py).
 2. Training: one step (forward, default loss, backward, AdamW) on a batch: tfformers `train_on_batch` with
    `jit_compile=True` and with `jit_compile=False`, and PyTorch (`loss.backward()`, `torch.optim.AdamW`).
 3. Preprocessing: the photographs of scikit-image's wheel to 224x224 pixel values (ViT's preprocessor config):
@@ -50,9 +50,9 @@ def models(settings, folder):
     import tfformers
 
     torch.manual_seed(0)
-    config = transformers.ViTConfig(**settings, num_labels=NUM_LABELS, attn_implementation="eager")
+    config = transformers.ViTConfig(**settings, num_labels=NUM_LABELS)
     transformers.ViTForImageClassification(config).save_pretrained(folder)
-    pt_model = transformers.ViTForImageClassification.from_pretrained(folder, attn_implementation="eager")
+    pt_model = transformers.ViTForImageClassification.from_pretrained(folder)  # SDPA attention, its default
     return (tfformers.TFViTForImageClassification.from_pretrained(folder),
             tfformers.TFViTForImageClassification.from_pretrained(folder), pt_model)
 
