@@ -12,6 +12,7 @@
 
 import dataclasses
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -345,6 +346,18 @@ def test_prepare_tf_dataset_trains_like_fit_x_y(saved_tiny):
     assert history["loss"][0] == pytest.approx(reference["loss"][0], abs=1e-6)
     for ours, theirs in zip(deltas, reference_deltas):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_fit_on_a_tf_dataset_does_not_warn_that_shuffle_is_ignored(saved_tiny):
+    """Keras 3 warns on every `fit(dataset)` that its default shuffle=True is ignored for a tf.data.Dataset;
+    tfformers' fit defaults it to False there (the dataset orders itself), silent as Keras 2 was."""
+    model = tf_class("BertForSequenceClassification").from_pretrained(saved_tiny("BertForSequenceClassification"))
+    inputs, labels = classification_data(model)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(tf.data.Dataset.from_tensor_slices((dict(inputs), labels)).batch(4), epochs=1, verbose=0)
+    assert [str(w.message) for w in caught if "shuffle" in str(w.message)] == []
 
 
 def test_question_answering_label_forms(saved_tiny):

@@ -600,6 +600,10 @@ class TFPreTrainedModel(keras.Model):
         whole numbers (a fraction is an InputError). Batches of `prepare_tf_dataset` are checked as they
         are made. Another `tf.data.Dataset` is not checked: under XLA (`jit_compile=True`) an out-of-range
         label then gives NaN weights and an unknown token id trains silently."""
+        if isinstance(x, tf.data.Dataset) and len(args) < 7:  # `shuffle` not given by position
+            # Keras 3 warns on every fit that its default shuffle=True is ignored for a tf.data.Dataset (Keras 2
+            # was silent): such a dataset orders itself (prepare_tf_dataset shuffles), so the default is False
+            kwargs.setdefault("shuffle", False)
         x, y = self._checked_data(x, y)
         validation = kwargs.get("validation_data")
         if isinstance(validation, tuple) and 2 <= len(validation) <= 3:
