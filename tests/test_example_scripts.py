@@ -1,7 +1,8 @@
 """transformers 4.x's official TensorFlow example scripts (vendored in tests/examples_4x/, see its README) run to
 the end on tfformers: the training path of each, on a tiny random model saved to a folder and a few examples
 written here, 1 epoch. Each script runs in this process (`runpy`, with its own `sys.argv` and the metric
-scripts' folder as working directory, where `evaluate.load` finds them); run_glue reads GLUE from the local Hub.
+scripts' folder as working directory, where `evaluate.load` finds them); run_glue reads GLUE from the local Hub,
+run_image_classification an image folder of PNGs written here.
 
 What is asserted is what the script writes: the saved model loads with the script's TFAuto class, and the
 metrics and predictions files hold what the script computes."""
@@ -16,8 +17,10 @@ import sys
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 from architectures import _bert_config, _gpt2_config
+from PIL import Image
 from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertTokenizerFast, GPT2TokenizerFast
 
@@ -100,7 +103,7 @@ def _write_json_lines(path, rows):
     return path
 
 
-METRICS = SCRIPTS / "metrics"  # evaluate.load("glue" | "squad" | "seqeval") finds <name>/<name>.py here
+METRICS = SCRIPTS / "metrics"  # evaluate.load("glue" | "squad" | "seqeval" | "accuracy") finds <name>/<name>.py
 
 
 def test_run_text_classification(work, bert_dir, monkeypatch):
@@ -258,3 +261,62 @@ def test_run_swag(work, bert_dir, monkeypatch):
     results = json.loads((out / "all_results.json").read_text())
     assert set(results) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert type(tfformers.TFAutoModelForMultipleChoice.from_pretrained(out)).__name__ == "TFBertForMultipleChoice"
+
+
+IMAGE_CLASSES = ("cat", "dog", "fish")
+VIT_PROCESSOR = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 32, "width": 32},
+                 "resample": 2, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+
+
+def _image_folder(folder, per_class, rng):
+    """PNGs of different sizes in one folder per class, and the metadata.parquet that gives them a `labels`
+    ClassLabel column: the script reads `features["labels"]`, the name 4.x's datasets gave the folder labels
+    (`task="image-classification"`, since removed; a plain image folder's column is `label`)."""
+    names, labels = [], []
+    for label, name in enumerate(IMAGE_CLASSES):
+        (folder / name).mkdir(parents=True)
+        for i in range(per_class):
+            height, width = rng.integers(24, 48, size=2)
+            pixels = rng.integers(0, 256, (height, width, 3)) // 2 + 40 * label  # each class a little brighter
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / name / f"{i}.png")
+            names.append(f"{name}/{i}.png")
+            labels.append(label)
+    features = datasets.Features({"file_name": datasets.Value("string"),
+                                  "labels": datasets.ClassLabel(names=list(IMAGE_CLASSES))})
+    datasets.Dataset.from_dict({"file_name": names, "labels": labels}, features=features).to_parquet(
+        folder / "metadata.parquet")
+    return folder
+
+
+def _script_validation_pixels(folder):
+    """The script's validation transform (bilinear resize to 32x32, rescale, normalize, channels first) of the
+    folder's images in the script's order: [images, 3, 32, 32]."""
+    import tensorflow as tf
+
+    dataset = datasets.load_dataset("imagefolder", data_files={"validation": str(folder / "**")})["validation"]
+    pixels = [tf.image.resize(np.asarray(image.convert("RGB"), np.float32), (32, 32)) / 255.0
+              for image in dataset["image"]]
+    return (np.transpose(np.stack(pixels), (0, 3, 1, 2)) - 0.5) / 0.5, np.array(dataset["labels"])
+
+
+def test_run_image_classification(work, monkeypatch):
+    """A headless random ViT with its preprocessor_config.json: the script adds the 3-class head, trains on an
+    image folder, evaluates with its KerasMetricCallback and `evaluate`'s accuracy, and saves."""
+    vit = work / "vit"
+    config = tfformers.ViTConfig(image_size=32, patch_size=8, hidden_size=36, num_hidden_layers=1,
+                                 num_attention_heads=3, intermediate_size=37)
+    tfformers.TFAutoModel.from_config(config).save_pretrained(vit)
+    (vit / "preprocessor_config.json").write_text(json.dumps(VIT_PROCESSOR))
+    rng = np.random.default_rng(7)
+    train, valid = _image_folder(work / "images_train", 8, rng), _image_folder(work / "images_val", 3, rng)
+    out = work / "out_image_classification"
+    run_script("image-classification/run_image_classification.py",
+               [*_common(out, vit), "--train_dir", train, "--validation_dir", valid, "--do_train", "--do_eval"],
+               METRICS, monkeypatch)
+    model = tfformers.TFAutoModelForImageClassification.from_pretrained(out)
+    assert model.config.id2label == dict(enumerate(IMAGE_CLASSES))
+    # all_results.json holds the accuracy of the saved model on the validation images, as the script sees them
+    pixels, labels = _script_validation_pixels(valid)
+    accuracy = np.mean(np.argmax(model.predict({"pixel_values": pixels}, batch_size=4).logits, axis=-1) == labels)
+    assert json.loads((out / "all_results.json").read_text()) == {"accuracy": pytest.approx(accuracy)}

@@ -176,10 +176,15 @@ def test_the_keras_layer_takes_images_and_encoded_bytes(photos, vit_folder):
 
 
 def test_save_pretrained_round_trip(vit_folder, tmp_path):
-    processor = tfformers.AutoImageProcessor.from_pretrained(vit_folder)
+    # 4.x's scripts pass trust_remote_code=False with the hub options; it is not a setting to save
+    processor = tfformers.AutoImageProcessor.from_pretrained(vit_folder, revision="main", cache_dir=None, token=None,
+                                                            trust_remote_code=False)
     processor.save_pretrained(tmp_path)
+    assert "trust_remote_code" not in json.loads((tmp_path / "preprocessor_config.json").read_text())
     again = tfformers.AutoFeatureExtractor.from_pretrained(tmp_path)
     assert again.settings == processor.settings and again.size == {"height": 224, "width": 224}
+    with pytest.raises(ConfigError, match=r"trust_remote_code=True for the image processor of .*never runs code"):
+        tfformers.AutoImageProcessor.from_pretrained(tmp_path, trust_remote_code=True)
 
 
 def test_bad_input_and_unsupported_processors_are_named(vit_folder, tmp_path):

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfformers import hub
 from tfformers.errors import ConfigError, InputError
+from tfformers.modeling import refuse_remote_code
 from tfformers.outputs import ModelOutput
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -413,8 +414,10 @@ class AutoImageProcessor:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, cache_dir=None, token=None,
-                        local_files_only=False, subfolder="", **overrides):
-        """The processor for a checkpoint; keyword arguments override its settings (e.g. size=...)."""
+                        local_files_only=False, subfolder="", trust_remote_code=False, **overrides):
+        """The processor for a checkpoint; keyword arguments override its settings (e.g. size=...).
+        `trust_remote_code=True` is refused, as for models: only tfformers' own processors are built."""
+        refuse_remote_code(trust_remote_code, f"the image processor of {pretrained_model_name_or_path}")
         path = hub.resolve_file(pretrained_model_name_or_path, PROCESSOR_FILE, revision=revision,
                                 cache_dir=cache_dir, token=token, local_files_only=local_files_only,
                                 subfolder=subfolder)
