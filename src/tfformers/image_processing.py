@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tfformers import hub
 from tfformers.errors import ConfigError, InputError
+from tfformers.fileio import atomic_directory
 from tfformers.modeling import refuse_remote_code
 from tfformers.outputs import ModelOutput
 
@@ -375,12 +376,12 @@ class ViTImageProcessor:
         return dict(self.config)
 
     def save_pretrained(self, save_directory):
-        """Writes `preprocessor_config.json` (the settings this processor was made with)."""
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, PROCESSOR_FILE)
-        with open(path, "w", encoding="utf-8") as file:
-            json.dump(self.to_dict(), file, indent=2, sort_keys=True)
-        return [path]
+        """Writes `preprocessor_config.json` (the settings this processor was made with), atomically as model
+        saves are (`fileio.atomic_directory`): a failed save leaves the previous file."""
+        with atomic_directory(save_directory, last=(PROCESSOR_FILE,)) as staging:
+            with open(os.path.join(staging, PROCESSOR_FILE), "w", encoding="utf-8") as file:
+                json.dump(self.to_dict(), file, indent=2, sort_keys=True)
+        return [os.path.join(save_directory, PROCESSOR_FILE)]
 
     def __repr__(self):
         return f"{type(self).__name__}({json.dumps(self.to_dict(), sort_keys=True)})"
