@@ -84,6 +84,7 @@ from tfformers.models.auto import (
     TFAutoModelForMultipleChoice,
     TFAutoModelForPreTraining,
     TFAutoModelForQuestionAnswering,
+    TFAutoModelForSeq2SeqLM,
     TFAutoModelForSequenceClassification,
     TFAutoModelForTokenClassification,
 )

@@ -107,7 +107,7 @@ def _classes(count, source, rank=None):
 def label_ranges(task, config):
     """{label name: IdRange} of a task's labels. Question-answering positions beyond the input are ignored
     by transformers' rule and multiple-choice labels depend on the batch, so neither is listed."""
-    if task in ("masked-lm", "causal-lm"):
+    if task in ("masked-lm", "causal-lm", "seq2seq-lm"):
         return {"labels": vocabulary_range(config.vocab_size, "labels")}
     if task == "pretraining":
         return {"labels": vocabulary_range(config.vocab_size, "labels"),
@@ -175,10 +175,11 @@ def _holds_text(value):
     return isinstance(value, (list, tuple)) and any(_holds_text(item) for item in value)
 
 
-def check_call(inputs, limits, cached=False, resized=False):
+def check_call(inputs, limits, cached=False, resized=False, encoded=False):
     """InputError for a call's inputs that the model cannot take, from static shapes and dtypes and the
     values of eager inputs. `cached`: a decoding step with a KV cache (the mask spans the cache).
-    `resized`: a vision model interpolates its position embeddings to the image size."""
+    `resized`: a vision model interpolates its position embeddings to the image size. `encoded`: an
+    encoder–decoder given `encoder_outputs`, which need no input_ids."""
     unknown = sorted(set(inputs) - set(limits.input_names) - set(limits.label_names))
     if unknown:
         raise InputError(
@@ -192,6 +193,9 @@ def check_call(inputs, limits, cached=False, resized=False):
         _check_label_values(inputs, limits)
         return
     ids, embeds = inputs.get("input_ids"), inputs.get("inputs_embeds")
+    if ids is None and embeds is None and encoded:
+        _check_label_values(inputs, limits)
+        return
     if ids is None and embeds is None:
         raise InputError(f"{limits.model} needs input_ids (or inputs_embeds); got {sorted(inputs)}.")
     if ids is not None and embeds is not None:

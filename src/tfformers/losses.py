@@ -33,6 +33,7 @@ __all__ = [
     "IGNORE_INDEX",
     "causal_lm_loss",
     "masked_lm_loss",
+    "seq2seq_lm_loss",
     "multiple_choice_loss",
     "pretraining_loss",
     "question_answering_loss",
@@ -192,6 +193,24 @@ def masked_lm_loss(labels, logits, *, sample_weight=None, num_items_in_batch=Non
     Returns:
         float32 scalar: mean cross-entropy over the non-ignored tokens; 0.0 if there are none
         (torch: NaN).
+    """
+    return _cross_entropy(labels, logits, sample_weight, num_items_in_batch)
+
+
+def seq2seq_lm_loss(labels, logits, *, sample_weight=None, num_items_in_batch=None):
+    """Loss of a ``*ForConditionalGeneration`` head (T5, BART): transformers' cross-entropy with
+    ``ignore_index=-100`` over the decoder's positions. The decoder's inputs are the labels shifted right
+    (``layers.seq2seq.shift_tokens_right``), so position ``t``'s logits are scored against ``labels[:, t]``
+    with no further shift.
+
+    Args:
+        labels: ``[batch, target_len]`` token ids; ``-100`` entries (padding) are ignored.
+        logits: ``[batch, target_len, vocab_size]``, any float dtype.
+        sample_weight: optional ``[batch]`` per-example weights (weighted mean over non-ignored tokens).
+        num_items_in_batch: optional divisor replacing the non-ignored token count.
+
+    Returns:
+        float32 scalar: mean cross-entropy over the non-ignored tokens; 0.0 if there are none.
     """
     return _cross_entropy(labels, logits, sample_weight, num_items_in_batch)
 

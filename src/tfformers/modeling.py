@@ -128,12 +128,13 @@ class TFPreTrainedModel(keras.Model):
             self.input_limits(),
             cached=kwargs.get("cache") is not None,
             resized=bool(kwargs.get("interpolate_pos_encoding")),
+            encoded=kwargs.get("encoder_outputs") is not None,
         )
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, **options):
         labels = {k: v for k, v in inputs.items() if k in self.label_names}
-        features = {k: v for k, v in inputs.items() if k not in self.label_names}
+        features = self.features_from_labels({k: v for k, v in inputs.items() if k not in self.label_names}, labels)
         if output_attentions is None:
             output_attentions = self.config.output_attentions
         if output_hidden_states is None:
@@ -143,6 +144,11 @@ class TFPreTrainedModel(keras.Model):
             outputs = type(outputs)({"loss": self.hf_compute_loss(labels, outputs), **outputs})
         return outputs
 
+    def features_from_labels(self, features, labels):
+        """The input dict a forward pass needs given the labels (a dict, a tensor or None): unchanged, except
+        for encoder–decoders, whose decoder reads the labels shifted right when given no decoder inputs."""
+        return features
+
     def input_limits(self):
         """What this model accepts (`tfformers.inputs.Limits`): id and label ranges, the longest sequence."""
         config = self.config
@@ -150,6 +156,8 @@ class TFPreTrainedModel(keras.Model):
         if "token_type_ids" in self.input_names:  # GPT-2 embeds token types with its token table
             types = getattr(config, "type_vocab_size", config.vocab_size)
             ranges["token_type_ids"] = model_inputs.vocabulary_range(types, "token_type_ids")
+        if "decoder_input_ids" in self.input_names:
+            ranges["decoder_input_ids"] = model_inputs.vocabulary_range(config.vocab_size, "decoder_input_ids")
         ranges.update(model_inputs.label_ranges(self.task, config))
         table = self._position_table()
         return model_inputs.Limits(
@@ -571,6 +579,7 @@ class TFPreTrainedModel(keras.Model):
             in_x = {name: x.pop(name) for name in self.label_names if name in x}
             if in_x and y is None:
                 y = in_x["labels"] if list(in_x) == ["labels"] else in_x
+            x = self.features_from_labels(x, y)
         return x, y, sample_weight
 
     def train_step(self, data):

@@ -79,6 +79,25 @@ class CausalLMOutput(ModelOutput):
     fields = ("loss", "logits", "past_key_values", "hidden_states", "attentions")
 
 
+_ENCODER_FIELDS = ("encoder_last_hidden_state", "encoder_hidden_states", "encoder_attentions")
+_DECODER_FIELDS = ("decoder_hidden_states", "decoder_attentions", "cross_attentions")
+
+
+class Seq2SeqModelOutput(ModelOutput):
+    """An encoder–decoder backbone: the decoder's last hidden state, the decoder's and the encoder's
+    per-layer outputs when asked for, and the encoder's last hidden state."""
+
+    fields = ("last_hidden_state",) + _DECODER_FIELDS + _ENCODER_FIELDS
+
+
+class Seq2SeqLMOutput(ModelOutput):
+    fields = ("loss", "logits") + _DECODER_FIELDS + _ENCODER_FIELDS
+
+
+class Seq2SeqSequenceClassifierOutput(ModelOutput):
+    fields = ("loss", "logits") + _DECODER_FIELDS + _ENCODER_FIELDS
+
+
 class GenerateDecoderOnlyOutput(ModelOutput):
     """`generate(..., return_dict_in_generate=True)` of greedy decoding and sampling: `scores` (processed)
     and `logits` (raw) are tuples of [batch, vocab], one per generated token, when asked for."""
@@ -90,4 +109,15 @@ class GenerateBeamDecoderOnlyOutput(ModelOutput):
     """Beam search's `generate(..., return_dict_in_generate=True)`: `sequences_scores` are the final beam
     scores (with `output_scores`), `beam_indices` the beam each token came from."""
 
+    fields = ("sequences", "sequences_scores", "scores", "beam_indices")
+
+
+class GenerateEncoderDecoderOutput(ModelOutput):
+    """An encoder–decoder's greedy or sampled `generate(..., return_dict_in_generate=True)`: `sequences`
+    are the decoder's tokens, starting with the decoder start token."""
+
+    fields = ("sequences", "scores", "logits")
+
+
+class GenerateBeamEncoderDecoderOutput(ModelOutput):
     fields = ("sequences", "sequences_scores", "scores", "beam_indices")

@@ -29,6 +29,8 @@ class Task:
     usage_outputs: tuple = _PRINT_SHAPES
     # older suffixes some architectures keep for this task (GPT-2's `GPT2LMHeadModel` is a causal LM)
     suffix_aliases: tuple = ()
+    # the Auto class's suffix when it differs from the class suffix (`TFAutoModelForSeq2SeqLM`)
+    auto_suffix: str = None
 
     @property
     def class_suffixes(self):
@@ -40,7 +42,8 @@ class Task:
 
     @property
     def auto_class_name(self):
-        return "TFAutoModel" + ("" if self.class_suffix == "Model" else self.class_suffix)
+        suffix = self.auto_suffix or self.class_suffix
+        return "TFAutoModel" + ("" if suffix == "Model" else suffix)
 
 
 def _sequence_classification(labels, out, config, sample_weight):
@@ -99,6 +102,16 @@ _REGISTRY = (
             "print(tokenizer.decode(tokens[0], skip_special_tokens=True))",
         ),
         suffix_aliases=("LMHeadModel",),
+    ),
+    Task(
+        "seq2seq-lm", "ForConditionalGeneration", "text2text-generation", {"labels": "logits"},
+        _on_logits(losses.seq2seq_lm_loss),
+        usage_inputs='inputs = tokenizer(["translate English to German: How are you?"], return_tensors="tf")',
+        usage_outputs=(
+            "tokens = model.generate(**inputs, max_new_tokens=32)",
+            "print(tokenizer.decode(tokens[0], skip_special_tokens=True))",
+        ),
+        auto_suffix="ForSeq2SeqLM",
     ),
     Task(
         "sequence-classification", "ForSequenceClassification", "text-classification",

@@ -35,8 +35,12 @@ class StaticCache:
     def allocate(cls, config, batch_size, max_length, dtype=tf.float32):
         """Zeros for `config.num_hidden_layers` layers of [batch * kv_heads, max_length, head_dim]."""
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-        shape = [batch_size * kv_heads, max_length, head_dim_of(config)]
-        layers = range(config.num_hidden_layers)
+        return cls.zeros(config.num_hidden_layers, kv_heads, head_dim_of(config), batch_size, max_length, dtype)
+
+    @classmethod
+    def zeros(cls, num_layers, kv_heads, head_dim, batch_size, max_length, dtype=tf.float32):
+        shape = [batch_size * kv_heads, max_length, head_dim]
+        layers = range(num_layers)
         return cls([tf.zeros(shape, dtype) for _ in layers], [tf.zeros(shape, dtype) for _ in layers],
                    kv_heads=kv_heads)
 
@@ -75,6 +79,63 @@ class StaticCache:
     def from_state(cls, state, kv_heads):
         keys, values, position = state
         return cls(keys, values, position, kv_heads)
+
+    def from_same_layout(self, state):
+        """A cache like this one holding the loop state `state` (what `to_state` gave)."""
+        return type(self).from_state(state, self.kv_heads)
+
+
+class EncoderDecoderCache:
+    """An encoder–decoder's cache: the decoder's self-attention in a `StaticCache` and each layer's
+    cross-attention keys and values, computed from the encoder's output once.
+
+    A decoder layer calls `update(layer_idx, key, value)` for self-attention exactly as a causal LM's does
+    (the slots, `advance` and `query_slots` are the self-attention cache's), and
+    `cross_attention(layer_idx, project)` for cross-attention: on the first call `project()` gives the
+    layer's keys and values [batch, heads, source_len, head_dim], kept; later calls return them. Beam search
+    reorders only the self-attention cache: a beam always stays within its batch item, whose beams share
+    one encoder output.
+    """
+
+    def __init__(self, self_attention, cross_keys=None, cross_values=None):
+        self.self_attention = self_attention
+        num_layers = len(self_attention.keys)
+        self.cross_keys = list(cross_keys) if cross_keys is not None else [None] * num_layers
+        self.cross_values = list(cross_values) if cross_values is not None else [None] * num_layers
+
+    @property
+    def position(self):
+        return self.self_attention.position
+
+    @property
+    def max_length(self):
+        return self.self_attention.max_length
+
+    def update(self, layer_idx, key, value):
+        return self.self_attention.update(layer_idx, key, value)
+
+    def advance(self, steps):
+        self.self_attention.advance(steps)
+
+    def query_slots(self, steps):
+        return self.self_attention.query_slots(steps)
+
+    def cross_attention(self, layer_idx, project):
+        if self.cross_keys[layer_idx] is None:
+            self.cross_keys[layer_idx], self.cross_values[layer_idx] = project()
+        return self.cross_keys[layer_idx], self.cross_values[layer_idx]
+
+    def reorder(self, indices):
+        self.self_attention.reorder(indices)
+
+    def to_state(self):
+        if any(key is None for key in self.cross_keys):
+            raise ValueError("The cross-attention keys are computed by the first forward pass (the prefill).")
+        return (self.self_attention.to_state(), tuple(self.cross_keys), tuple(self.cross_values))
+
+    def from_same_layout(self, state):
+        self_state, cross_keys, cross_values = state
+        return EncoderDecoderCache(self.self_attention.from_same_layout(self_state), cross_keys, cross_values)
 
 
 def _flat(x, dtype):

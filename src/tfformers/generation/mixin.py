@@ -16,6 +16,7 @@ import tensorflow as tf
 from transformers import GenerationConfig
 
 from tfformers.errors import ConfigError, InputError
+from tfformers.generation.cache import StaticCache
 from tfformers.generation.logits_process import logits_processor
 from tfformers.generation.search import Prompt, beam_search_loop, sample_loop
 from tfformers.outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
@@ -174,6 +175,10 @@ class GenerationMixin:
             )
 
     # ----------------------------------------------------------------------------------------- the loop
+
+    def allocate_cache(self, batch_size, max_length):
+        """An empty KV cache for `batch_size` rows of up to `max_length` tokens, in the compute dtype."""
+        return StaticCache.allocate(self.config, batch_size, max_length, self.compute_dtype)
 
     def _decoding_step(self, input_ids, attention_mask, position_ids, cache):
         """Logits [rows, vocab] (float32) of the last position after `input_ids` [rows, new]."""

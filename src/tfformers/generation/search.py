@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfformers.generation.cache import StaticCache, dynamic_update_slice
+from tfformers.generation.cache import dynamic_update_slice
 from tfformers.generation.logits_process import History
 
 
@@ -49,14 +49,14 @@ class _Decoding:
         self.mask = tf.pad(prompt.attention_mask, [[0, 0], [0, new_tokens]], constant_values=1)
         positions = prompt_positions(prompt.attention_mask)
         self.next_position = positions[:, -1:] + 1  # [rows, 1]: position of generated token 0
-        cache = StaticCache.allocate(model.config, rows, self.total, model.compute_dtype)
+        cache = model.allocate_cache(rows, self.total)
         self.first_logits = step(prompt.input_ids, self.mask, positions, cache)
         self.cache_state = cache.to_state()
-        self.kv_heads = cache.kv_heads
+        self.layout = cache
         self.step = step
 
     def cache(self, state):
-        return StaticCache.from_state(state, self.kv_heads)
+        return self.layout.from_same_layout(state)
 
     def history(self, tokens, t):
         return History(tokens, self.mask, self.start, tf.constant(self.prompt_length), self.prompt_length + t)

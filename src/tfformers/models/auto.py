@@ -120,3 +120,7 @@ class TFAutoModelForMultipleChoice(_AutoModel):
 
 class TFAutoModelForImageClassification(_AutoModel):
     task = "image-classification"
+
+
+class TFAutoModelForSeq2SeqLM(_AutoModel):
+    task = "seq2seq-lm"
