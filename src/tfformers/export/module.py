@@ -7,6 +7,8 @@ Two signatures per artifact (all batch dimensions dynamic):
     model and tokenizer use them; int32 [b, t]), for clients that tokenize themselves.
 Text generation runs the compiled generation loop inside: prompts are left-padded to `max_prompt_length`
 and decoded in chunks of `generation_batch_size` rows, each chunk one XLA program with static shapes.
+Text-to-text generation (encoder-decoders: T5, BART) does the same with the source text right-padded to
+`max_length` (the encoder is bidirectional; padding is masked), and answers the decoder's sequences.
 """
 
 import tensorflow as tf
@@ -23,14 +25,19 @@ EXPORT_TASKS = {
     "base": "feature-extraction",
     "masked-lm": "fill-mask",
     "causal-lm": "text-generation",
+    "seq2seq-lm": "text2text-generation",
     "image-classification": "image-classification",
 }
 # export tasks a head may also serve besides its own (any backbone gives embeddings)
 _ALSO_SERVES = {"feature-extraction": ("base",)}
+# transformers' other pipeline names for an export task: summarization and translation are text-to-text
+TASK_ALIASES = {"summarization": "text2text-generation", "translation": "text2text-generation"}
+GENERATION_TASKS = ("text-generation", "text2text-generation")
 
 
 def export_task(model, task=None):
-    """The export task for `model`: its head's by default; `task` must be one the head answers."""
+    """The export task for `model`: its head's by default; `task` must be one the head answers (an alias
+    such as "summarization" names its export task)."""
     default = EXPORT_TASKS.get(model.task)
     if task is None:
         if default is None:
@@ -39,8 +46,10 @@ def export_task(model, task=None):
                 f"for {sorted(EXPORT_TASKS.values())}."
             )
         return default
+    task = TASK_ALIASES.get(task, task)
     if task not in EXPORT_TASKS.values():
-        raise ConfigError(f"Unknown export task {task!r}; use one of {sorted(set(EXPORT_TASKS.values()))}.")
+        names = sorted({*EXPORT_TASKS.values(), *TASK_ALIASES})
+        raise ConfigError(f"Unknown export task {task!r}; use one of {names}.")
     if task != default and model.task not in _ALSO_SERVES.get(task, ()):
         raise ConfigError(
             f"{type(model).__name__} answers {default!r}, not {task!r}: load the checkpoint with the head for "
@@ -53,8 +62,10 @@ class ServingModule(tf.Module):
     """Holds the model (its variables) and the tokenizer (its tables); `signatures()` gives the functions."""
 
     def __init__(self, model, tokenizer, task, *, max_length=None, max_answer_length=15, top_k=5, mask_token_id=None,
-                 max_prompt_length=64, generation_batch_size=8, prompt_template=("", ""), add_special_tokens=True,
+                 max_prompt_length=64, generation_batch_size=8, prompt_template=None, add_special_tokens=True,
                  generation_options=None):
+        """`max_length` is the longest input; for text-to-text generation the source text, whose
+        `prompt_template[0]` is the prefix (by default `config.prefix`, as in transformers' pipelines)."""
         super().__init__(name="tfformers_serving")
         self.model = model
         self.tokenizer = tokenizer
@@ -65,7 +76,10 @@ class ServingModule(tf.Module):
         self.mask_token_id = mask_token_id
         self.max_prompt_length = max_prompt_length
         self.generation_batch_size = generation_batch_size
-        self.prompt_template = prompt_template  # (before, after) the text: a chat template around the prompt
+        if prompt_template is None:
+            prefix = getattr(model.config, "prefix", None) if task == "text2text-generation" else None
+            prompt_template = (prefix or "", "")
+        self.prompt_template = prompt_template  # (before, after) the text: a chat template, a T5 task prefix
         self.add_special_tokens = add_special_tokens
         self.generation_options = dict(generation_options or {})
         self.id_names = ["input_ids", "attention_mask"]
@@ -77,8 +91,9 @@ class ServingModule(tf.Module):
     def signatures(self):
         """{"serving_default": strings in, "from_ids": ids in}, concrete functions ready to save."""
         ids_spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in self.id_names}
-        if self.task == "text-generation":
-            ids_spec = {name: tf.TensorSpec([None, self.max_prompt_length], tf.int32, name=name)
+        if self.task in GENERATION_TASKS:
+            length = self.max_prompt_length if self.task == "text-generation" else self.max_length
+            ids_spec = {name: tf.TensorSpec([None, length], tf.int32, name=name)
                         for name in ("input_ids", "attention_mask")}
             from_text, from_ids = self._generate_from_text, self._generate_from_ids
         else:
@@ -143,19 +158,29 @@ class ServingModule(tf.Module):
 
     def _generate_from_text(self, text):
         prompts = tf.strings.join([self.prompt_template[0], text, self.prompt_template[1]])
+        if self.task == "text2text-generation":  # the source: its start, with the end-of-sequence token
+            ids = self.tokenizer(prompts, padding=False, truncation=True, max_length=self.max_length)["input_ids"]
+            return self._generate_from_ids(*self._padded(ids, self.max_length, "right"))
         encoded = self.tokenizer(prompts, padding=False, add_special_tokens=self.add_special_tokens)
         ids = encoded["input_ids"][:, -self.max_prompt_length:]  # the prompt's end is what continues
-        input_ids = pad(ids, self.max_prompt_length, self.tokenizer.pad_token_id or 0, "left")  # masked anyway
-        attention_mask = pad(tf.ones_like(ids), self.max_prompt_length, 0, "left")
-        return self._generate_from_ids(input_ids, attention_mask)
+        return self._generate_from_ids(*self._padded(ids, self.max_prompt_length, "left"))
+
+    def _padded(self, ids, length, side):
+        """Ragged ids [b, None] -> (input_ids, attention_mask) [b, length] padded on `side`."""
+        input_ids = pad(ids, length, self.tokenizer.pad_token_id or 0, side)  # masked anyway
+        attention_mask = pad(tf.ones_like(ids), length, 0, side)
+        return tf.ensure_shape(input_ids, [None, length]), tf.ensure_shape(attention_mask, [None, length])
 
     def _generate_from_ids(self, input_ids, attention_mask):
-        """Left-padded prompts [b, max_prompt_length] -> sequences [b, max_prompt_length + new] (int32) and
-        the new text [b] (special tokens left out); `generate` runs `generation_batch_size` rows per program."""
+        """Prompts [b, max_prompt_length] (left-padded) or sources [b, max_length] (an encoder-decoder's,
+        right-padded) -> sequences (int32) and the generated text [b], special tokens left out. A causal LM's
+        sequences [b, max_prompt_length + new] continue the prompt; an encoder-decoder's [b, 1 + new] are the
+        decoder's, from its start token. `generate` runs `generation_batch_size` rows per program."""
         sequences = self.model.generate(input_ids, attention_mask=attention_mask,
                                         chunk_size=self.generation_batch_size, **self.generation_options)
-        text = self.tokenizer.detokenize(sequences[:, self.max_prompt_length:])
-        return {"sequences": sequences, "generated_text": text}
+        prompt_length = self.max_prompt_length if self.task == "text-generation" else 0
+        generated = self.tokenizer.without_special_tokens(sequences[:, prompt_length:])
+        return {"sequences": sequences, "generated_text": self.tokenizer.detokenize(generated)}
 
 
 class ImageServingModule(tf.Module):

@@ -28,7 +28,8 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
         tokenizer: a transformers tokenizer, an in-graph tokenizer layer, or a folder / Hub name; by default
             the one `model.tokenizer` holds, else the checkpoint's own (`config.name_or_path`).
         task: "text-classification", "token-classification", "question-answering", "feature-extraction",
-            "fill-mask", "text-generation" or "image-classification"; by default the head's. An image classifier
+            "fill-mask", "text-generation", "text2text-generation" (also named "summarization" and
+            "translation") or "image-classification"; by default the head's. An image classifier
             takes encoded image files (`image_bytes`) and runs its image processor in the graph (option
             `image_processor`: a processor or its folder; default the checkpoint's).
         version: the version folder's number; by default one above the highest present (1 in a new folder).
@@ -37,7 +38,10 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
             (question answering, 15), `top_k` (fill-mask, 5); for text generation `max_prompt_length` (64),
             `generation_batch_size` (rows per compiled chunk, 8), `chat_template` (True: wrap each text in the
             tokenizer's chat template as one user turn) and generation options (`max_new_tokens`,
-            `do_sample`, `num_beams`, ...).
+            `do_sample`, `num_beams`, ...); for text-to-text generation `max_source_length` (source tokens
+            kept, the first ones, end-of-sequence token included; default the tokenizer's and model's
+            limit), `prefix` (put before each text, e.g. "summarize: " for T5; default the config's
+            `prefix`), `generation_batch_size` and generation options.
     """
     if format not in FORMATS:
         raise ConfigError(f"Unknown export format {format!r}; use one of {FORMATS}.")
@@ -127,6 +131,13 @@ def _module_options(task, python_tokenizer, options):
         options.setdefault("mask_token_id", mask_id)
         if options["mask_token_id"] is None:
             raise ConfigError("fill-mask export needs the mask token: pass the tokenizer, or mask_token_id=.")
+    if task == "text2text-generation":
+        module = {key: options.pop(key) for key in ("generation_batch_size",) if key in options}
+        if "max_source_length" in options:
+            module["max_length"] = options.pop("max_source_length")
+        if "prefix" in options:
+            module["prompt_template"] = (options.pop("prefix"), "")
+        return {**module, "generation_options": options}
     if task != "text-generation":
         return options
     module_keys = ("max_prompt_length", "generation_batch_size")
