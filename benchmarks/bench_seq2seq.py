@@ -20,7 +20,7 @@ import argparse
 import time
 
 import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
-from common import random_checkpoint, interleaved, median, paired_speedup, pin_torch_threads, start
+from common import interleaved, median, paired_speedup, pin_torch_threads, random_checkpoint, start
 
 TFFORMERS, PYTORCH = "tfformers XLA", "PyTorch"
 TARGET = 1.5
