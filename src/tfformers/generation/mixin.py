@@ -1,4 +1,5 @@
-"""`generate()` for causal LMs: inputs and options in, one compiled XLA program per shape bucket.
+"""`generate()` for causal LMs and encoder-decoders: inputs and options in, one compiled XLA program per
+shape bucket (encoder-decoders: `generation/encoder_decoder.py`).
 
 The options are transformers' (`GenerationConfig`: the model's `generation_config.json`, then keyword
 arguments). Prompts are left-padded up to a multiple of `pad_to_multiple_of` (default 32), so every prompt
@@ -17,9 +18,15 @@ from transformers import GenerationConfig
 
 from tfformers.errors import ConfigError, InputError
 from tfformers.generation.cache import StaticCache
+from tfformers.generation.encoder_decoder import check_source, decoder_start_token_id, start_decoding
 from tfformers.generation.logits_process import logits_processor
 from tfformers.generation.search import Prompt, beam_search_loop, sample_loop
-from tfformers.outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
+from tfformers.outputs import (
+    GenerateBeamDecoderOnlyOutput,
+    GenerateBeamEncoderDecoderOutput,
+    GenerateDecoderOnlyOutput,
+    GenerateEncoderDecoderOutput,
+)
 
 logger = logging.getLogger("tfformers")
 
@@ -189,19 +196,25 @@ class GenerationMixin:
         return tf.cast(out.logits[:, -1], tf.float32)
 
     def _decode(self, config, prompt, new_tokens, seed, eos, pad):
-        """Runs the loop for `config` on `prompt` (rows already expanded); returns a dict of tensors."""
+        """Runs the loop for `config` on `prompt` (a causal LM's rows already expanded; an encoder-decoder's
+        source batch); returns a dict of tensors."""
         processor = logits_processor(config, vocab_size=self.config.vocab_size, num_beams=config.num_beams)
         pad = 0 if pad is None else pad  # only ever written where the mask hides it (one unpadded prompt)
+        step = self._decoding_step
+        if self.config.is_encoder_decoder:
+            prompt, step = start_decoding(
+                self, prompt, _rows_per_prompt(config), decoder_start_token_id(config, self.config)
+            )
         if config.num_beams > 1:
             result = beam_search_loop(
-                self, self._decoding_step, prompt, new_tokens=new_tokens, num_beams=config.num_beams,
+                self, step, prompt, new_tokens=new_tokens, num_beams=config.num_beams,
                 processor=processor, pad_token_id=pad, eos_token_ids=eos, length_penalty=config.length_penalty,
                 early_stopping=config.early_stopping, num_return_sequences=config.num_return_sequences,
                 output_scores=config.output_scores,
             )
             return dict(result._asdict())
         tokens, steps, scores, raw = sample_loop(
-            self, self._decoding_step, prompt, new_tokens=new_tokens, processor=processor, pad_token_id=pad,
+            self, step, prompt, new_tokens=new_tokens, processor=processor, pad_token_id=pad,
             eos_token_ids=eos, do_sample=config.do_sample, seed=seed, output_scores=config.output_scores,
             output_logits=config.output_logits,
         )
@@ -231,6 +244,9 @@ class GenerationMixin:
         batch, prompt_length = input_ids.shape
         eos, pad = self._special_tokens(config, batch)
         attention_mask = _default_attention_mask(input_ids, attention_mask, pad, eos)
+        if self.config.is_encoder_decoder:
+            return self._generate_from_source(input_ids, attention_mask, config, explicit_max_length, seed,
+                                              pad_to_multiple_of, eos, pad)
         new_tokens = self._new_token_count(config, explicit_max_length, prompt_length)
         self._check_request(config, input_ids, new_tokens)
         config.max_length = prompt_length + new_tokens  # as transformers resolves it for the processors
@@ -240,11 +256,30 @@ class GenerationMixin:
         fill = 0 if pad is None else pad
         ids = np.pad(input_ids, [[0, 0], [start, 0]], constant_values=fill)
         mask = np.pad(attention_mask, [[0, 0], [start, 0]], constant_values=0)
-        rows = config.num_beams if config.num_beams > 1 else config.num_return_sequences
+        rows = _rows_per_prompt(config)
         ids, mask = np.repeat(ids, rows, axis=0), np.repeat(mask, rows, axis=0)
         run = self._compiled(config, new_tokens, eos, pad, ids.shape)
         result = run(tf.constant(ids), tf.constant(mask), tf.constant(start, tf.int32), _seed(seed))
         return _outputs(result, config, start, prompt_length)
+
+    def _generate_from_source(self, input_ids, attention_mask, config, explicit_max_length, seed,
+                              pad_to_multiple_of, eos, pad):
+        """An encoder-decoder's eager generate(): the source right-padded to a length bucket (within the
+        position table), the decoder's sequences [rows, 1 + steps] from its start token."""
+        new_tokens = self._new_token_count(config, explicit_max_length, 1)
+        check_source(self, config, input_ids, new_tokens)
+        decoder_start_token_id(config, self.config)  # a missing start token is reported before compiling
+        config.max_length = 1 + new_tokens  # the decoder's length, as transformers resolves it
+        source_length = input_ids.shape[1]
+        bucket = _round_up(source_length, pad_to_multiple_of)
+        limit = getattr(self.config, "max_position_embeddings", None)
+        bucket = bucket if limit is None else max(source_length, min(bucket, limit))
+        fill = 0 if pad is None else pad
+        ids = np.pad(input_ids, [[0, 0], [0, bucket - source_length]], constant_values=fill)
+        mask = np.pad(attention_mask, [[0, 0], [0, bucket - source_length]], constant_values=0)
+        run = self._compiled(config, new_tokens, eos, pad, ids.shape)
+        result = run(tf.constant(ids), tf.constant(mask), tf.constant(0, tf.int32), _seed(seed))
+        return _outputs(result, config, 0, 1, encoder_decoder=True)
 
     def _generate_traced(self, input_ids, attention_mask, config, explicit_max_length, seed, chunk_size):
         """Inside a user's tf.function: no bucketing, no host checks; sequences padded to the full length."""
@@ -260,14 +295,16 @@ class GenerationMixin:
         if batch is None:
             return self._generate_in_chunks(input_ids, attention_mask, config, explicit_max_length, seed, chunk_size)
         eos, pad = self._special_tokens(config, batch)
-        new_tokens = self._new_token_count(config, explicit_max_length, prompt_length)
-        config.max_length = prompt_length + new_tokens
-        rows = config.num_beams if config.num_beams > 1 else config.num_return_sequences
+        encoder_decoder = self.config.is_encoder_decoder
+        decoder_prompt_length = 1 if encoder_decoder else prompt_length  # the start token / the prompt
+        new_tokens = self._new_token_count(config, explicit_max_length, decoder_prompt_length)
+        config.max_length = decoder_prompt_length + new_tokens
+        rows = 1 if encoder_decoder else _rows_per_prompt(config)  # an encoder-decoder repeats its encoding
         ids = tf.repeat(input_ids, rows, axis=0)
         mask = tf.repeat(tf.cast(attention_mask, tf.int32), rows, axis=0)
         seed = _seed(seed) if seed is not None else tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
         result = self._decode(config, Prompt(ids, mask, tf.constant(0)), new_tokens, seed, eos, pad)
-        return _outputs(result, config, 0, prompt_length, trim=False)
+        return _outputs(result, config, 0, decoder_prompt_length, trim=False, encoder_decoder=encoder_decoder)
 
     def _generate_in_chunks(self, input_ids, attention_mask, config, explicit_max_length, seed, chunk_size):
         """Prompts [rows, seq] with `rows` unknown until run time: padded with filler rows to a multiple of
@@ -330,6 +367,11 @@ def _default_attention_mask(input_ids, attention_mask, pad, eos):
     return np.ones_like(input_ids)
 
 
+def _rows_per_prompt(config):
+    """Rows the loop decodes per prompt: its beams, or its returned sequences."""
+    return config.num_beams if config.num_beams > 1 else config.num_return_sequences
+
+
 def _round_up(length, multiple):
     return length if not multiple else -(-length // multiple) * multiple
 
@@ -345,7 +387,7 @@ def _seed(seed):
     return tf.constant(seed[:2], tf.int32)
 
 
-def _outputs(result, config, start, prompt_length, trim=True):
+def _outputs(result, config, start, prompt_length, trim=True, encoder_decoder=False):
     """The user's view of a loop result: bucket padding removed and, eagerly, the length cut to the steps
     taken; a tensor of sequences, or a GenerateOutput with `return_dict_in_generate`."""
     steps = int(result["steps"]) if trim else None
@@ -361,12 +403,14 @@ def _outputs(result, config, start, prompt_length, trim=True):
         return tuple(tf.unstack(buffer[:steps] if trim else buffer))
 
     if config.num_beams > 1:
-        return GenerateBeamDecoderOnlyOutput(
+        beam_output = GenerateBeamEncoderDecoderOutput if encoder_decoder else GenerateBeamDecoderOnlyOutput
+        return beam_output(
             sequences=sequences,
             sequences_scores=result["sequences_scores"] if config.output_scores else None,
             scores=per_step(result["scores"]),
             beam_indices=result["beam_indices"][:, :steps] if trim else result["beam_indices"],
         )
-    return GenerateDecoderOnlyOutput(
+    output = GenerateEncoderDecoderOutput if encoder_decoder else GenerateDecoderOnlyOutput
+    return output(
         sequences=sequences, scores=per_step(result["scores"]), logits=per_step(result["logits"])
     )

@@ -15,6 +15,7 @@ from tfformers.pipelines import (  # noqa: F401  (each registers its task)
     fill_mask,
     image_classification,
     question_answering,
+    text2text_generation,
     text_classification,
     text_generation,
     token_classification,
@@ -67,6 +68,8 @@ def pipeline(task=None, model=None, config=None, tokenizer=None, *, image_proces
     model_source = source or getattr(model.config, "name_or_path", None)
     image = pipeline_task.model_task == "image-classification"
     tokenizer = _preprocessor(image_processor if image else tokenizer, model_source, hub_kwargs, image=image)
+    if isinstance(task, str) and task.startswith("translation_"):  # "translation_en_to_de": that pair's settings
+        kwargs["task"] = task
     return pipeline_task.pipeline_class(model, tokenizer, batch_size=batch_size, progress=progress, device=device,
                                         **kwargs)
 

@@ -47,6 +47,8 @@ def supported_tasks():
 
 def get_task(name):
     """The registered PipelineTask named `name` (or an alias); ConfigError listing the supported ones."""
+    if isinstance(name, str) and name.startswith("translation_"):  # "translation_en_to_de": one language pair
+        name = "translation"
     task = _TASKS.get(_ALIASES.get(name, name))
     if task is None:
         raise ConfigError(
