@@ -64,13 +64,17 @@ def write_bart_vocabulary(folder):
     return folder
 
 
-@functools.cache
 def t5_vocabulary(tmp_path_factory):
     """A folder holding the T5 vocabulary, made once per test session (pytest's `tmp_path_factory`)."""
-    return write_t5_vocabulary(tmp_path_factory.mktemp("t5-vocabulary"))
+    return _made_once(write_t5_vocabulary, tmp_path_factory.getbasetemp() / "t5-vocabulary")
+
+
+def bart_vocabulary(tmp_path_factory):
+    """A folder holding the BART vocabulary, made once per test session (pytest's `tmp_path_factory`)."""
+    return _made_once(write_bart_vocabulary, tmp_path_factory.getbasetemp() / "bart-vocabulary")
 
 
 @functools.cache
-def bart_vocabulary(tmp_path_factory):
-    """A folder holding the BART vocabulary, made once per test session (pytest's `tmp_path_factory`)."""
-    return write_bart_vocabulary(tmp_path_factory.mktemp("bart-vocabulary"))
+def _made_once(write, folder):
+    folder.mkdir()
+    return write(folder)

@@ -141,8 +141,8 @@ def test_litert_export_from_the_command_line(classifier_folder, tmp_path):
 
 def test_export_command_errors(classifier_folder, tmp_path, capsys):
     assert cli(["export", "--model", str(classifier_folder), "--output", str(tmp_path / "x"),
-                "--task", "summarization"]) == 2
-    assert "unknown --task 'summarization'" in capsys.readouterr().err
+                "--task", "image-segmentation"]) == 2
+    assert "unknown --task 'image-segmentation'" in capsys.readouterr().err
     assert cli(["export", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "x")]) == 2
     assert "missing" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x")

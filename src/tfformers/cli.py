@@ -257,8 +257,8 @@ def build_parser():
     ex.add_argument("-o", "--output", required=True, metavar="BASE/NAME",
                     help="the model's folder in TF Serving's layout; the version folder goes below it")
     ex.add_argument("--task", help="what the artifact answers: text-classification, token-classification, "
-                    "question-answering, feature-extraction, fill-mask or text-generation (default: the "
-                    "checkpoint's head)")
+                    "question-answering, feature-extraction, fill-mask, text-generation or text2text-generation "
+                    "(also named summarization and translation) (default: the checkpoint's head)")
     ex.add_argument("--version", type=_positive_int, metavar="N",
                     help="version number (default: one above the highest in OUTPUT, 1 in a new folder)")
     ex.add_argument("--format", choices=("saved_model", "litert"), default="saved_model",
@@ -269,7 +269,8 @@ def build_parser():
     ex.add_argument("--token", help="Hub token (default: HF_TOKEN or the stored login)")
     sizes = ex.add_argument_group("sizes and generation")
     sizes.add_argument("--max-length", type=_positive_int, metavar="TOKENS",
-                       help="tokens per text at most; longer texts are truncated (default: the model's limit)")
+                       help="tokens per text at most (text-to-text: per source text); longer texts are "
+                       "truncated (default: the model's limit)")
     sizes.add_argument("--sequence-length", type=_positive_int, metavar="TOKENS",
                        help="with --format litert: the fixed input length (default: 128)")
     sizes.add_argument("--max-new-tokens", type=_positive_int, metavar="N",
@@ -278,6 +279,12 @@ def build_parser():
                        help="text generation: prompt tokens kept, the last ones (default: 64)")
     sizes.add_argument("--chat", action="store_true",
                        help="text generation: wrap each text in the tokenizer's chat template as a user message")
+    sizes.add_argument("--num-beams", type=_positive_int, metavar="N",
+                       help="text (and text-to-text) generation: beam search with N beams (default: the generation "
+                       "config's)")
+    sizes.add_argument("--prefix", metavar="TEXT",
+                       help="text-to-text generation: put before each text, e.g. 'summarize: ' for T5 (default: "
+                       "the config's prefix)")
     _add_common(ex)
     ex.set_defaults(run=_export, parser=ex)
 
@@ -808,7 +815,7 @@ def _push(args):
 def _export(args):
     from tfformers import export
     from tfformers.config import load_config
-    from tfformers.export.module import EXPORT_TASKS
+    from tfformers.export.module import EXPORT_TASKS, TASK_ALIASES, canonical_task
     from tfformers.models.auto import model_class_for
     from tfformers.tasks import task_of_architecture
 
@@ -817,29 +824,41 @@ def _export(args):
     config = load_config(source, gguf_file=gguf_file, **hub_kwargs)
     if args.task:
         heads = {export_task: model_task for model_task, export_task in EXPORT_TASKS.items()}
-        if args.task not in heads:
+        heads.update({alias: heads[export_task] for alias, export_task in TASK_ALIASES.items()})
+        if canonical_task(args.task) not in heads:
             raise UsageError(f"unknown --task {args.task!r}; use one of {sorted(heads)}.")
-        model_task = heads[args.task]
+        model_task = heads[canonical_task(args.task)]
     else:
         model_task = task_of_architecture((config.architectures or ["Model"])[0]) or "base"
     model = model_class_for(config, model_task).from_pretrained(source, config=config, gguf_file=gguf_file,
                                                                 **hub_kwargs)
     options = {"sequence_length": args.sequence_length} if args.format == "litert" else {
-        "max_length": args.max_length, "max_new_tokens": args.max_new_tokens,
+        "max_length": args.max_length, "max_new_tokens": args.max_new_tokens, "num_beams": args.num_beams,
         "max_prompt_length": args.max_prompt_length, "chat_template": args.chat or None,
     }
     options = {name: value for name, value in options.items() if value is not None}
     if args.format == "saved_model":
         tokenizer_kwargs = {} if args.tokenizer else {"gguf_file": gguf_file, "revision": args.revision}
         tokenizer = _load_tokenizer(args.tokenizer or source, args.token, **tokenizer_kwargs)
-        if model.task != "causal-lm":  # generation options only apply to text generation
-            options = {name: value for name, value in options.items() if name == "max_length"}
+        options = _generation_export_options(model.task, options, args.prefix)
     else:
         tokenizer = None
     path = export(model, args.output, tokenizer=tokenizer, task=args.task, version=args.version,
                   format=args.format, **options)
     print(f"Exported {args.model} to {path}")
     return 0
+
+
+def _generation_export_options(model_task, options, prefix):
+    """The export options a model's task takes: generation options only for text generation; for
+    text-to-text, --max-length is the source's length and --prefix goes before each text."""
+    if model_task == "seq2seq-lm":
+        renamed = {"max_length": "max_source_length", "max_new_tokens": "max_new_tokens", "num_beams": "num_beams"}
+        options = {renamed[name]: value for name, value in options.items() if name in renamed}
+        return {**options, **({"prefix": prefix} if prefix is not None else {})}
+    if model_task != "causal-lm":
+        return {name: value for name, value in options.items() if name == "max_length"}
+    return options
 
 
 def _convert(args):

@@ -11,6 +11,8 @@ Text-to-text generation (encoder-decoders: T5, BART) does the same with the sour
 `max_length` (the encoder is bidirectional; padding is masked), and answers the decoder's sequences.
 """
 
+import re
+
 import tensorflow as tf
 
 from tfformers.errors import ConfigError
@@ -30,9 +32,17 @@ EXPORT_TASKS = {
 }
 # export tasks a head may also serve besides its own (any backbone gives embeddings)
 _ALSO_SERVES = {"feature-extraction": ("base",)}
-# transformers' other pipeline names for an export task: summarization and translation are text-to-text
+# transformers' other pipeline names for an export task: summarization and translation (also
+# "translation_xx_to_yy") are text-to-text
 TASK_ALIASES = {"summarization": "text2text-generation", "translation": "text2text-generation"}
 GENERATION_TASKS = ("text-generation", "text2text-generation")
+
+
+def canonical_task(task):
+    """The export task a pipeline name stands for ("summarization" -> "text2text-generation")."""
+    if re.fullmatch(r"translation_\w+_to_\w+", task):
+        return "text2text-generation"
+    return TASK_ALIASES.get(task, task)
 
 
 def export_task(model, task=None):
@@ -46,7 +56,7 @@ def export_task(model, task=None):
                 f"for {sorted(EXPORT_TASKS.values())}."
             )
         return default
-    task = TASK_ALIASES.get(task, task)
+    task = canonical_task(task)
     if task not in EXPORT_TASKS.values():
         names = sorted({*EXPORT_TASKS.values(), *TASK_ALIASES})
         raise ConfigError(f"Unknown export task {task!r}; use one of {names}.")

@@ -28,8 +28,10 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
         tokenizer: a transformers tokenizer, an in-graph tokenizer layer, or a folder / Hub name; by default
             the one `model.tokenizer` holds, else the checkpoint's own (`config.name_or_path`).
         task: "text-classification", "token-classification", "question-answering", "feature-extraction",
-            "fill-mask", "text-generation", "text2text-generation" (also named "summarization" and
-            "translation") or "image-classification"; by default the head's. An image classifier
+            "fill-mask", "text-generation", "text2text-generation" (also named "summarization", "translation"
+            and "translation_xx_to_yy": then the config's `task_specific_params` for that name, such as T5's
+            prefix and beam settings, are the defaults of the options) or "image-classification"; by default
+            the head's. An image classifier
             takes encoded image files (`image_bytes`) and runs its image processor in the graph (option
             `image_processor`: a processor or its folder; default the checkpoint's).
         version: the version folder's number; by default one above the highest present (1 in a new folder).
@@ -45,7 +47,9 @@ def export(model, output, *, tokenizer=None, task=None, version=None, format="sa
     """
     if format not in FORMATS:
         raise ConfigError(f"Unknown export format {format!r}; use one of {FORMATS}.")
-    task = export_task(model, task)
+    pipeline_name, task = task, export_task(model, task)
+    if task == "text2text-generation":
+        options = {**_task_specific_params(model.config, pipeline_name), **options}
     target = os.path.join(os.fspath(output), str(_version(output, version)))
     if task == "image-classification":
         module = ImageServingModule(model, _image_preprocessing(model, options.pop("image_processor", None)))
@@ -146,6 +150,12 @@ def _module_options(task, python_tokenizer, options):
         module["prompt_template"] = _chat_prompt_template(python_tokenizer)
         module["add_special_tokens"] = False  # the template spells them out
     return {**module, "generation_options": options}
+
+
+def _task_specific_params(config, pipeline_name):
+    """The config's settings for a pipeline name (T5's "summarization": prefix, beams, lengths), as transformers'
+    pipelines apply them."""
+    return dict((getattr(config, "task_specific_params", None) or {}).get(pipeline_name) or {})
 
 
 def _chat_prompt_template(tokenizer):
