@@ -38,8 +38,9 @@ logger = logging.getLogger("tfformers")
 loading_logger = logging.getLogger("tfformers.loading")
 
 _DEFAULT_LOSS = "task_default"
-# transformers 4.x's serving inputs (`input_signature`), the ones of them a model takes.
-_SERVING_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# transformers 4.x's serving inputs (`input_signature`), the ones of them a model takes (an encoder-decoder's
+# decoder ids too: T5 has no default for them).
+_SERVING_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "decoder_input_ids", "decoder_attention_mask")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json")
 
 
