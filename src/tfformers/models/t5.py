@@ -446,6 +446,7 @@ class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
 
     task = "seq2seq-lm"
     call_options = ("cache", "logits_to_keep", "encoder_outputs")
+    allocate_cache = TFT5PreTrainedModel.allocate_cache  # ahead of GenerationMixin's decoder-only cache
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
