@@ -28,6 +28,7 @@ from transformers import (  # torch-free parts
     PreTrainedTokenizerFast,
     Qwen2Config,
     RobertaConfig,
+    T5Config,
     ViTConfig,
     XLMRobertaConfig,
 )
@@ -122,6 +123,7 @@ from tfformers.models.roberta import (
     TFRobertaForTokenClassification,
     TFRobertaModel,
 )
+from tfformers.models.t5 import TFT5EncoderModel, TFT5ForConditionalGeneration, TFT5Model
 from tfformers.models.vit import TFViTForImageClassification, TFViTModel
 from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
 from tfformers.pipelines import pipeline

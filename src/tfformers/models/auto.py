@@ -18,6 +18,7 @@ ARCHITECTURES = {
     "mistral": ("mistral", "Mistral"),
     "qwen2": ("qwen2", "Qwen2"),
     "vit": ("vit", "ViT"),
+    "t5": ("t5", "T5"),
 }
 
 _LOADING_OPTIONS = (
