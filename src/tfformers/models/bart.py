@@ -428,6 +428,14 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
     ignored_unexpected_keys = (r"position_ids$", r"(encoder|decoder)\.version$")
     tied_weights_keys = tied_embedding_keys("model.")
 
+    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, encoder_outputs=None,
+             **options):
+        # `encoder_outputs` (tensors) is a parameter of its own: Keras refuses a `**options` dict that mixes
+        # tensors with objects (the cache)
+        if encoder_outputs is not None:
+            options["encoder_outputs"] = encoder_outputs
+        return super().call(inputs, training, output_attentions, output_hidden_states, **options)
+
     def get_input_embeddings(self):
         return self.model.shared
 
