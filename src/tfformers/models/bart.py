@@ -126,82 +126,90 @@ class BartAttention(keras.layers.Layer):
 # ---------------------------------------------------------------------------------------------- blocks
 
 
-def feed_forward(block, hidden_states, training):
-    """fc2(activation_dropout(act(fc1(x)))), then dropout: the MLP of an encoder or decoder block."""
-    hidden_states = block.activation_dropout(block.activation_fn(block.fc1(hidden_states)), training=training)
-    return block.dropout(block.fc2(hidden_states), training=training)
+class BartBlock(keras.layers.Layer):
+    """What encoder and decoder blocks share: self-attention and the MLP (fc2(act(fc1(x)))), each
+    sub-layer post-norm: norm(x + dropout(sublayer(x)))."""
 
-
-class BartEncoderLayer(keras.layers.Layer):
-    """Post-norm block: norm(x + attention(x)), then norm(h + mlp(h))."""
-
-    def __init__(self, config, layer_idx, **kwargs):
+    def __init__(self, config, num_heads, ffn_dim, layer_idx, **kwargs):
         super().__init__(**kwargs)
         init = initialization(config)
-        self.self_attn = BartAttention(config, config.encoder_attention_heads, layer_idx)
+        self.self_attn = BartAttention(config, num_heads, layer_idx)
         self.self_attn_layer_norm = layer_norm(LAYER_NORM_EPS)
         self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = dense(config.encoder_ffn_dim, init)
+        self.fc1 = dense(ffn_dim, init)
         self.fc2 = dense(config.d_model, init)
         self.final_layer_norm = layer_norm(LAYER_NORM_EPS)
         self.dropout = keras.layers.Dropout(config.dropout)
         self.activation_dropout = keras.layers.Dropout(config.activation_dropout)
+
+    def residual(self, norm, hidden_states, sublayer_output, training):
+        return norm(hidden_states + self.dropout(sublayer_output, training=training))
+
+    def feed_forward(self, hidden_states, training):
+        inner = self.activation_dropout(self.activation_fn(self.fc1(hidden_states)), training=training)
+        return self.residual(self.final_layer_norm, hidden_states, self.fc2(inner), training)
+
+
+class BartEncoderLayer(BartBlock):
+    def __init__(self, config, layer_idx, **kwargs):
+        super().__init__(config, config.encoder_attention_heads, config.encoder_ffn_dim, layer_idx, **kwargs)
 
     def call(self, hidden_states, bias, training=False):
         attention_output, probs = self.self_attn(hidden_states, bias, training=training)
-        hidden_states = self.self_attn_layer_norm(hidden_states + self.dropout(attention_output, training=training))
-        hidden_states = self.final_layer_norm(hidden_states + feed_forward(self, hidden_states, training))
-        return hidden_states, probs
+        hidden_states = self.residual(self.self_attn_layer_norm, hidden_states, attention_output, training)
+        return self.feed_forward(hidden_states, training), probs
 
 
-class BartDecoderLayer(keras.layers.Layer):
-    """Post-norm block: causal self-attention, cross-attention over the encoder's output, MLP; each
-    followed by dropout, the residual sum and its LayerNorm."""
+class BartDecoderLayer(BartBlock):
+    """Causal self-attention, then cross-attention over the encoder's output (encoder_attn), then the MLP."""
 
     def __init__(self, config, layer_idx, **kwargs):
-        super().__init__(**kwargs)
-        init = initialization(config)
-        self.self_attn = BartAttention(config, config.decoder_attention_heads, layer_idx)
-        self.self_attn_layer_norm = layer_norm(LAYER_NORM_EPS)
+        super().__init__(config, config.decoder_attention_heads, config.decoder_ffn_dim, layer_idx, **kwargs)
         self.encoder_attn = BartAttention(config, config.decoder_attention_heads, layer_idx)
         self.encoder_attn_layer_norm = layer_norm(LAYER_NORM_EPS)
-        self.activation_fn = get_activation(config.activation_function)
-        self.fc1 = dense(config.decoder_ffn_dim, init)
-        self.fc2 = dense(config.d_model, init)
-        self.final_layer_norm = layer_norm(LAYER_NORM_EPS)
-        self.dropout = keras.layers.Dropout(config.dropout)
-        self.activation_dropout = keras.layers.Dropout(config.activation_dropout)
 
     def call(self, hidden_states, causal_bias, encoder_hidden_states, encoder_bias, cache=None, training=False):
         attention_output, self_probs = self.self_attn(hidden_states, causal_bias, cache=cache, training=training)
-        hidden_states = self.self_attn_layer_norm(hidden_states + self.dropout(attention_output, training=training))
+        hidden_states = self.residual(self.self_attn_layer_norm, hidden_states, attention_output, training)
         attention_output, cross_probs = self.encoder_attn(
             hidden_states, encoder_bias, key_value_states=encoder_hidden_states, cache=cache, training=training
         )
-        hidden_states = self.encoder_attn_layer_norm(
-            hidden_states + self.dropout(attention_output, training=training)
-        )
-        hidden_states = self.final_layer_norm(hidden_states + feed_forward(self, hidden_states, training))
-        return hidden_states, (self_probs, cross_probs)
+        hidden_states = self.residual(self.encoder_attn_layer_norm, hidden_states, attention_output, training)
+        return self.feed_forward(hidden_states, training), (self_probs, cross_probs)
 
 
 # ---------------------------------------------------------------------------------------------- stacks
 
 
-class BartEncoder(keras.layers.Layer):
-    """Scaled token embeddings + positions, layernorm_embedding, dropout, the encoder blocks.
+class BartStack(keras.layers.Layer):
+    """What the encoder and the decoder share: scaled token embeddings from the model's `shared` table
+    plus learned positions, layernorm_embedding, dropout, then the blocks.
 
-    `shared_embeddings()` gives the model's `shared` table, looked up when called so that a replaced table
+    `shared_embeddings()` gives the `shared` table, looked up at each call so that a replaced table
     (resize_token_embeddings) is the one read."""
 
-    def __init__(self, config, shared_embeddings, **kwargs):
+    def __init__(self, config, shared_embeddings, layer_class, num_layers, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self._shared_embeddings = shared_embeddings
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model, config)
-        self.layers = [BartEncoderLayer(config, i) for i in range(config.encoder_layers)]
+        self.layers = [layer_class(config, i) for i in range(num_layers)]
         self.layernorm_embedding = layer_norm(LAYER_NORM_EPS)
         self.dropout = keras.layers.Dropout(config.dropout)
+
+    def token_embeddings(self, input_ids, name):
+        input_ids = check_token_ids(input_ids, self.config.vocab_size, name)
+        return self._shared_embeddings()(input_ids) * embed_scale(self.config)  # [batch, seq, d_model]
+
+    def block_inputs(self, inputs_embeds, position_ids, training):
+        """layernorm_embedding(tokens + positions [1, seq]), then dropout: the first block's input."""
+        positions = tf.cast(self.embed_positions(position_ids), inputs_embeds.dtype)
+        return self.dropout(self.layernorm_embedding(inputs_embeds + positions), training=training)
+
+
+class BartEncoder(BartStack):
+    def __init__(self, config, shared_embeddings, **kwargs):
+        super().__init__(config, shared_embeddings, BartEncoderLayer, config.encoder_layers, **kwargs)
 
     def call(
         self,
@@ -213,12 +221,9 @@ class BartEncoder(keras.layers.Layer):
         output_hidden_states=False,
     ):
         if inputs_embeds is None:
-            input_ids = check_token_ids(input_ids, self.config.vocab_size)
-            inputs_embeds = self._shared_embeddings()(input_ids) * embed_scale(self.config)
+            inputs_embeds = self.token_embeddings(input_ids, "input_ids")
         check_sequence_length(inputs_embeds.shape[1], self.config.max_position_embeddings)
-        positions = self.embed_positions(tf.range(tf.shape(inputs_embeds)[1])[None, :])  # [1, src, d_model]
-        hidden_states = self.layernorm_embedding(inputs_embeds + tf.cast(positions, inputs_embeds.dtype))
-        hidden_states = self.dropout(hidden_states, training=training)
+        hidden_states = self.block_inputs(inputs_embeds, tf.range(tf.shape(inputs_embeds)[1])[None, :], training)
         bias = attention_bias(attention_mask) if attention_mask is not None else None  # [batch, 1, 1, src]
 
         def call_block(block, hidden_states):
@@ -229,18 +234,12 @@ class BartEncoder(keras.layers.Layer):
         )
 
 
-class BartDecoder(keras.layers.Layer):
-    """Scaled token embeddings + positions (counted from the cache position when decoding step by step),
-    layernorm_embedding, dropout, the decoder blocks over the encoder's output."""
+class BartDecoder(BartStack):
+    """Positions count from the cache position when decoding step by step; every block attends to the
+    encoder's output. With `output_attentions` it returns (output, cross-attentions)."""
 
     def __init__(self, config, shared_embeddings, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config
-        self._shared_embeddings = shared_embeddings
-        self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model, config)
-        self.layers = [BartDecoderLayer(config, i) for i in range(config.decoder_layers)]
-        self.layernorm_embedding = layer_norm(LAYER_NORM_EPS)
-        self.dropout = keras.layers.Dropout(config.dropout)
+        super().__init__(config, shared_embeddings, BartDecoderLayer, config.decoder_layers, **kwargs)
 
     def call(
         self,
@@ -255,16 +254,13 @@ class BartDecoder(keras.layers.Layer):
         output_hidden_states=False,
     ):
         if inputs_embeds is None:
-            input_ids = check_token_ids(input_ids, self.config.vocab_size, "decoder_input_ids")
-            inputs_embeds = self._shared_embeddings()(input_ids) * embed_scale(self.config)
+            inputs_embeds = self.token_embeddings(input_ids, "decoder_input_ids")
         if cache is None:
             check_decoder_length(inputs_embeds.shape[1], self.config)
         where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
         causal_bias = causal_attention_bias(where.attention_mask, where.query_slots)  # [batch, 1, tgt, keys]
         encoder_bias = attention_bias(encoder_attention_mask) if encoder_attention_mask is not None else None
-        positions = self.embed_positions(where.position_ids)  # [1, tgt, d_model]
-        hidden_states = self.layernorm_embedding(inputs_embeds + tf.cast(positions, inputs_embeds.dtype))
-        hidden_states = self.dropout(hidden_states, training=training)
+        hidden_states = self.block_inputs(inputs_embeds, where.position_ids, training)
 
         def call_block(block, hidden_states):
             return block(
