@@ -10,6 +10,7 @@ from tfformers.utils import logging
 from transformers import (  # torch-free parts
     CONFIG_MAPPING,
     AutoConfig,
+    BartConfig,
     BertConfig,
     BertTokenizerFast,
     DistilBertConfig,
@@ -89,6 +90,7 @@ from tfformers.models.auto import (
     TFAutoModelForSequenceClassification,
     TFAutoModelForTokenClassification,
 )
+from tfformers.models.bart import TFBartForConditionalGeneration, TFBartForSequenceClassification, TFBartModel
 from tfformers.models.bert import (
     TFBertForMaskedLM,
     TFBertForMultipleChoice,

@@ -9,6 +9,7 @@ from tfformers.tasks import TASKS
 
 # model_type -> (module in tfformers.models, class-name stem)
 ARCHITECTURES = {
+    "bart": ("bart", "Bart"),
     "bert": ("bert", "Bert"),
     "distilbert": ("distilbert", "DistilBert"),
     "roberta": ("roberta", "Roberta"),
