@@ -10,6 +10,7 @@ from tfformers.utils import logging
 from transformers import (  # torch-free parts
     CONFIG_MAPPING,
     AutoConfig,
+    BartConfig,
     BertConfig,
     BertTokenizerFast,
     DistilBertConfig,
@@ -28,6 +29,7 @@ from transformers import (  # torch-free parts
     PreTrainedTokenizerFast,
     Qwen2Config,
     RobertaConfig,
+    T5Config,
     ViTConfig,
     XLMRobertaConfig,
 )
@@ -88,6 +90,7 @@ from tfformers.models.auto import (
     TFAutoModelForSequenceClassification,
     TFAutoModelForTokenClassification,
 )
+from tfformers.models.bart import TFBartForConditionalGeneration, TFBartForSequenceClassification, TFBartModel
 from tfformers.models.bert import (
     TFBertForMaskedLM,
     TFBertForMultipleChoice,
@@ -122,6 +125,7 @@ from tfformers.models.roberta import (
     TFRobertaForTokenClassification,
     TFRobertaModel,
 )
+from tfformers.models.t5 import TFT5EncoderModel, TFT5ForConditionalGeneration, TFT5Model
 from tfformers.models.vit import TFViTForImageClassification, TFViTModel
 from tfformers.optimization import AdamWeightDecay, WarmUp, create_optimizer
 from tfformers.pipelines import pipeline

@@ -133,7 +133,10 @@ class TFPreTrainedModel(keras.Model):
         )
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, **options):
+    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, encoder_outputs=None,
+             **options):
+        if encoder_outputs is not None:  # an argument of its own: Keras refuses tensors mixed with a cache in **options
+            options["encoder_outputs"] = encoder_outputs
         labels = {k: v for k, v in inputs.items() if k in self.label_names}
         features = self.features_from_labels({k: v for k, v in inputs.items() if k not in self.label_names}, labels)
         if output_attentions is None:

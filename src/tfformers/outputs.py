@@ -47,6 +47,12 @@ class BaseModelOutput(ModelOutput):
     fields = ("last_hidden_state", "hidden_states", "attentions")
 
 
+class BaseModelOutputWithCrossAttentions(ModelOutput):
+    """A decoder stack of an encoder–decoder: its attention over the encoder output too."""
+
+    fields = ("last_hidden_state", "hidden_states", "attentions", "cross_attentions")
+
+
 class BaseModelOutputWithPooling(ModelOutput):
     fields = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 

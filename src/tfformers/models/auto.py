@@ -9,6 +9,7 @@ from tfformers.tasks import TASKS
 
 # model_type -> (module in tfformers.models, class-name stem)
 ARCHITECTURES = {
+    "bart": ("bart", "Bart"),
     "bert": ("bert", "Bert"),
     "distilbert": ("distilbert", "DistilBert"),
     "roberta": ("roberta", "Roberta"),
@@ -18,6 +19,7 @@ ARCHITECTURES = {
     "mistral": ("mistral", "Mistral"),
     "qwen2": ("qwen2", "Qwen2"),
     "vit": ("vit", "ViT"),
+    "t5": ("t5", "T5"),
 }
 
 _LOADING_OPTIONS = (
