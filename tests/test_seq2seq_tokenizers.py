@@ -17,6 +17,7 @@ from assets import bbc_articles
 from seq2seq_vocabularies import TRAINING_ARTICLES_PER_CLASS, bart_vocabulary, t5_vocabulary
 
 from tfformers import AutoTokenizer, TFAutoTokenizer
+from tfformers.errors import ConfigError
 from tfformers.tokenization.tf_bpe import TFByteLevelBPETokenizer
 from tfformers.tokenization.tf_sentencepiece import TFSentencePieceTokenizer
 
@@ -116,3 +117,11 @@ def test_bart_detokenize_skips_special_tokens_as_batch_decode(bart):
     expected = tokenizer.batch_decode(ids, skip_special_tokens=True)
     generated = layer.without_special_tokens(tf.constant(ids))
     assert [t.decode() for t in layer.detokenize(generated).numpy()] == expected
+
+
+def test_a_t5_folder_without_its_sentencepiece_model_is_a_clear_error(t5, tmp_path):
+    tokenizer, _, _ = t5
+    tokenizer.save_pretrained(tmp_path)  # transformers 5 writes tokenizer.json only
+    assert not (tmp_path / "spiece.model").exists()
+    with pytest.raises(ConfigError, match="spiece.model"):
+        TFAutoTokenizer.from_pretrained(tmp_path)

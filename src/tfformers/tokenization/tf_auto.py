@@ -14,8 +14,8 @@ from tfformers.errors import ConfigError
 
 SUPPORTED = (
     "WordPiece (BERT, DistilBERT, MiniLM)",
-    "byte-level BPE (GPT-2, RoBERTa, Qwen2, SmolLM2)",
-    "SentencePiece .model (Llama-2, Mistral)",
+    "byte-level BPE (GPT-2, RoBERTa, BART, Qwen2, SmolLM2)",
+    "SentencePiece .model (Llama-2, Mistral, T5)",
 )
 
 
@@ -37,6 +37,13 @@ def tf_tokenizer_class(tokenizer):
         return _load("tf_bpe", "TFByteLevelBPETokenizer")
     if getattr(tokenizer, "vocab_file", None) and str(tokenizer.vocab_file).endswith(".model"):
         return _load("tf_sentencepiece", "TFSentencePieceTokenizer")
+    if model_type == "Unigram":
+        raise ConfigError(
+            f"{type(tokenizer).__name__} is a SentencePiece unigram model loaded without its .model file (a folder "
+            "saved by transformers 5 keeps only tokenizer.json); the in-graph tokenizer runs the .model itself. "
+            "Put the checkpoint's spiece.model (T5) next to tokenizer.json, or load the tokenizer from the original "
+            "checkpoint."
+        )
     raise ConfigError(
         f"No in-graph tokenizer for {type(tokenizer).__name__} (model {model_type!r}, vocab_file "
         f"{getattr(tokenizer, 'vocab_file', None)!r}). Supported: {'; '.join(SUPPORTED)}."
