@@ -11,6 +11,7 @@ Text-to-text generation (encoder-decoders: T5, BART) does the same with the sour
 `max_length` (the encoder is bidirectional; padding is masked), and answers the decoder's sequences.
 """
 
+import functools
 import re
 
 import tensorflow as tf
@@ -105,14 +106,18 @@ class ServingModule(tf.Module):
             length = self.max_prompt_length if self.task == "text-generation" else self.max_length
             ids_spec = {name: tf.TensorSpec([None, length], tf.int32, name=name)
                         for name in ("input_ids", "attention_mask")}
-            from_text, from_ids = self._generate_from_text, self._generate_from_ids
+            # serving_default calls from_ids' function: generate() is traced, and compiled, once for both
+            from_ids = tf.function(self._generate_from_ids, autograph=False).get_concrete_function(**ids_spec)
+            from_text = functools.partial(self._generate_from_text, generate=from_ids)
         else:
             from_text, from_ids = self._answer_text, self._answer_ids
         text_names = ("question", "context") if self.task == "question-answering" else ("text",)
         text_spec = {name: tf.TensorSpec([None], tf.string, name=name) for name in text_names}
+        if not isinstance(from_ids, tf.types.experimental.ConcreteFunction):
+            from_ids = tf.function(from_ids, autograph=False).get_concrete_function(**ids_spec)
         return {
             "serving_default": tf.function(from_text, autograph=False).get_concrete_function(**text_spec),
-            "from_ids": tf.function(from_ids, autograph=False).get_concrete_function(**ids_spec),
+            "from_ids": from_ids,
         }
 
     # ------------------------------------------------------------------------------ encoders' answers
@@ -166,20 +171,22 @@ class ServingModule(tf.Module):
 
     # ------------------------------------------------------------------------------------- generation
 
-    def _generate_from_text(self, text):
+    def _generate_from_text(self, text, generate):
+        """`generate`: the from_ids function, called on the padded ids."""
         prompts = tf.strings.join([self.prompt_template[0], text, self.prompt_template[1]])
         if self.task == "text2text-generation":  # the source: its start, with the end-of-sequence token
             ids = self.tokenizer(prompts, padding=False, truncation=True, max_length=self.max_length)["input_ids"]
-            return self._generate_from_ids(*self._padded(ids, self.max_length, "right"))
+            return generate(**self._padded(ids, self.max_length, "right"))
         encoded = self.tokenizer(prompts, padding=False, add_special_tokens=self.add_special_tokens)
         ids = encoded["input_ids"][:, -self.max_prompt_length:]  # the prompt's end is what continues
-        return self._generate_from_ids(*self._padded(ids, self.max_prompt_length, "left"))
+        return generate(**self._padded(ids, self.max_prompt_length, "left"))
 
     def _padded(self, ids, length, side):
-        """Ragged ids [b, None] -> (input_ids, attention_mask) [b, length] padded on `side`."""
+        """Ragged ids [b, None] -> {input_ids, attention_mask} [b, length] padded on `side`."""
         input_ids = pad(ids, length, self.tokenizer.pad_token_id or 0, side)  # masked anyway
         attention_mask = pad(tf.ones_like(ids), length, 0, side)
-        return tf.ensure_shape(input_ids, [None, length]), tf.ensure_shape(attention_mask, [None, length])
+        return {"input_ids": tf.ensure_shape(input_ids, [None, length]),
+                "attention_mask": tf.ensure_shape(attention_mask, [None, length])}
 
     def _generate_from_ids(self, input_ids, attention_mask):
         """Prompts [b, max_prompt_length] (left-padded) or sources [b, max_length] (an encoder-decoder's,
