@@ -12,7 +12,7 @@ The ids are the SentencePiece library's. transformers' fast tokenizer (the model
 BPE) differs from it on runs of whitespace ("a  b", leading spaces: about 2 BBC News lines in 10,000), and
 matches the text of the model's own control pieces ("<s>" written in a string), which SentencePiece, and
 this layer, tokenize as text. A unigram model (T5) converted to `tokenizers`' Unigram may break a tie between
-two segmentations of equal score differently (about 1 BBC News line in 2,000).
+two segmentations of equal score differently (3 of 11,823 BBC News lines, a 2,000-piece model).
 """
 
 import base64
