@@ -284,19 +284,9 @@ class T5Stack(keras.layers.Layer):
     ):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(check_token_ids(input_ids, self.config.vocab_size))
-        position_bias = self.block[0].layer[0].SelfAttention.compute_bias
-        if self.is_decoder:
-            where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
-            self_bias = position_bias(where.query_slots, tf.shape(where.attention_mask)[1]) + causal_attention_bias(
-                where.attention_mask, where.query_slots
-            )  # [batch, heads, seq, keys]
-            cross_bias = attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states))
-        else:
-            seq = tf.shape(inputs_embeds)[1]
-            self_bias = position_bias(tf.range(seq), seq) + attention_bias(
-                _mask_or_ones(attention_mask, inputs_embeds)
-            )
-            cross_bias = None
+        self_bias, cross_bias = self.attention_biases(
+            inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask, cache
+        )
 
         def call_block(block, hidden_states):
             return block(hidden_states, self_bias, encoder_hidden_states, cross_bias, cache=cache,
@@ -317,6 +307,19 @@ class T5Stack(keras.layers.Layer):
             attentions=tuple(self_probs for self_probs, _ in out.attentions),
             cross_attentions=tuple(cross for _, cross in out.attentions) if self.is_decoder else None,
         )
+
+    def attention_biases(self, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask, cache):
+        """(self-attention bias [batch, heads, seq, keys]: the first block's position bias plus the mask,
+        shared by every block; cross-attention bias [batch, 1, 1, source], None in the encoder)."""
+        position_bias = self.block[0].layer[0].SelfAttention.compute_bias
+        if not self.is_decoder:
+            seq = tf.shape(inputs_embeds)[1]
+            padding = attention_bias(_mask_or_ones(attention_mask, inputs_embeds))  # [batch, 1, 1, seq]
+            return position_bias(tf.range(seq), seq) + padding, None
+        where = DecoderInputs(inputs_embeds, attention_mask, None, cache)  # keys: the cache's slots, if any
+        causal = causal_attention_bias(where.attention_mask, where.query_slots)
+        self_bias = position_bias(where.query_slots, tf.shape(where.attention_mask)[1]) + causal
+        return self_bias, attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states))
 
 
 def _mask_or_ones(attention_mask, hidden_states):
