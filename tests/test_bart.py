@@ -219,3 +219,18 @@ def test_fit_with_the_default_loss_lowers_it():
     model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), jit_compile=False)  # XLA: test_xla_forward_equals_eager
     history = model.fit(data, batch_size=4, epochs=8, shuffle=False, verbose=0).history["loss"]
     assert history[-1] < history[0] - 0.1, history
+
+
+def test_untied_embeddings_load_and_match_torch(tmp_path):
+    """tie_word_embeddings=False: `shared`, both stacks' embed_tokens and lm_head are separate tensors."""
+    pt = torch_model("BartForConditionalGeneration", bart_config(tie_word_embeddings=False))
+    pt.save_pretrained(tmp_path)
+    model, info = tfformers.TFBartForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    ids, mask = encoder_batch()
+    inputs = dict(input_ids=ids, attention_mask=mask, labels=labels_batch())
+    expected, ours = torch_outputs(pt, inputs), model(inputs)
+    assert max_abs_diff(ours.logits, expected["logits"]) <= TOLERANCE
+    assert abs(float(ours.loss) - float(expected["loss"])) <= 1e-5
+    with pytest.raises(ConfigError, match="tied embeddings"):
+        model.resize_token_embeddings(101)

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from transformers import BartConfig
 
-from tfformers.errors import InputError
+from tfformers.errors import ConfigError, InputError
 from tfformers.generation import GenerationMixin
 from tfformers.generation.cache import EncoderDecoderCache, StaticCache
 from tfformers.layers import (
@@ -34,7 +34,7 @@ from tfformers.layers import (
 )
 from tfformers.layers.core import TruncatedNormal
 from tfformers.layers.decoder import DecoderInputs, run_blocks
-from tfformers.layers.heads import causal_lm_head, tied_lm_head_keys, tied_logits
+from tfformers.layers.heads import tied_lm_head_keys, tied_logits
 from tfformers.layers.resize import replace_variable, resized_rows
 from tfformers.layers.seq2seq import decoder_inputs_from_labels, decoder_start_token_id, shift_tokens_right
 from tfformers.modeling import TFPreTrainedModel
@@ -94,7 +94,7 @@ class BartAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.layer_idx = layer_idx
         if config.d_model % num_heads:
-            raise ValueError(f"d_model={config.d_model} is not a multiple of the {num_heads} attention heads.")
+            raise ConfigError(f"d_model={config.d_model} is not a multiple of the {num_heads} attention heads.")
         self.head_dim = config.d_model // num_heads
         init = initialization(config)
         self.k_proj = dense(config.d_model, init)
@@ -186,11 +186,15 @@ class BartStack(keras.layers.Layer):
     plus learned positions, layernorm_embedding, dropout, then the blocks.
 
     `shared_embeddings()` gives the `shared` table, looked up at each call so that a replaced table
-    (resize_token_embeddings) is the one read."""
+    (resize_token_embeddings) is the one read. Without it (a config with tie_word_embeddings=False) the
+    stack has its own `embed_tokens`, as PyTorch's untied BART has."""
 
     def __init__(self, config, shared_embeddings, layer_class, num_layers, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        if shared_embeddings is None:
+            self.embed_tokens = embedding(config.vocab_size, config.d_model, initialization(config))
+            shared_embeddings = lambda: self.embed_tokens  # noqa: E731 (the same interface as the tied case)
         self._shared_embeddings = shared_embeddings
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model, config)
         self.layers = [layer_class(config, i) for i in range(num_layers)]
@@ -296,8 +300,11 @@ class BartModel(keras.layers.Layer):
         super().__init__(**kwargs)
         self.config = config
         self.shared = embedding(config.vocab_size, config.d_model, initialization(config))
-        self.encoder = BartEncoder(config, lambda: self.shared)
-        self.decoder = BartDecoder(config, lambda: self.shared)
+        tied = config.tie_word_embeddings
+        self.encoder = BartEncoder(config, (lambda: self.shared) if tied else None)
+        self.decoder = BartDecoder(config, (lambda: self.shared) if tied else None)
+        if not tied:
+            self.shared.build()  # a checkpoint weight that no forward pass reads, so no call builds it
 
     def call(
         self,
@@ -402,8 +409,11 @@ def seq2seq_output(output_class, out, **head_outputs):
 # ----------------------------------------------------------------------------------------------- models
 
 
-def tied_embedding_keys(prefix):
-    """PyTorch's `embed_tokens` of both stacks are aliases of `shared` (keys under `prefix`)."""
+def tied_embedding_keys(config, prefix):
+    """PyTorch's `embed_tokens` of both stacks are aliases of `shared` (keys under `prefix`) unless the
+    config unties them."""
+    if not config.tie_word_embeddings:
+        return {}
     return {f"{prefix}{stack}.embed_tokens.weight": f"{prefix}shared.weight" for stack in ("encoder", "decoder")}
 
 
@@ -422,7 +432,10 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
     call_options = ("encoder_outputs",)
     # fairseq's version counters, which old checkpoints carry (transformers ignores them as well)
     ignored_unexpected_keys = (r"position_ids$", r"(encoder|decoder)\.version$")
-    tied_weights_keys = tied_embedding_keys("model.")
+
+    @property
+    def tied_weights_keys(self):
+        return tied_embedding_keys(self.config, "model.")
 
     def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, encoder_outputs=None,
              **options):
@@ -434,6 +447,14 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
 
     def get_input_embeddings(self):
         return self.model.shared
+
+    def resize_token_embeddings(self, new_num_tokens=None):
+        if new_num_tokens is not None and not self.config.tie_word_embeddings:
+            raise ConfigError(
+                "resize_token_embeddings needs BART's tied embeddings: with tie_word_embeddings=False the encoder "
+                "and decoder have embed_tokens tables of their own, which it does not resize."
+            )
+        return super().resize_token_embeddings(new_num_tokens)
 
     def get_encoder(self):
         return self.model.encoder
@@ -449,7 +470,10 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
 
 class TFBartModel(TFBartPreTrainedModel):
     is_base_model = True
-    tied_weights_keys = tied_embedding_keys("")
+
+    @property
+    def tied_weights_keys(self):
+        return tied_embedding_keys(self.config, "")
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -466,14 +490,16 @@ class TFBartForConditionalGeneration(GenerationMixin, TFBartPreTrainedModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.model = self.main_layer_class(config)
-        self.lm_head = causal_lm_head(config)
+        # tied: the logits go through `shared` and no lm_head.weight is stored
+        untied = not config.tie_word_embeddings
+        self.lm_head = dense(config.vocab_size, initialization(config), use_bias=False) if untied else None
         self.final_logits_bias = self.add_weight(
             shape=(1, config.vocab_size), initializer="zeros", trainable=False, name="final_logits_bias"
         )
 
     @property
     def tied_weights_keys(self):
-        return {**tied_embedding_keys("model."), **tied_lm_head_keys(self.config, "model.shared.weight")}
+        return {**tied_embedding_keys(self.config, "model."), **tied_lm_head_keys(self.config, "model.shared.weight")}
 
     @property
     def vocabulary_output_keys(self):
