@@ -107,13 +107,19 @@ def test_loss_with_labels_equals_torch(pair):
     assert abs(float(ours.loss) - float(expected["loss"])) <= 1e-5
 
 
-def test_base_model_matches_torch_and_shifts_input_ids_without_decoder_inputs(pair):
+def test_base_model_matches_torch_from_ids_shifted_and_from_embeddings(pair):
     pt, _, model, info = pair("BartModel")
     assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
     ids, mask = encoder_batch()
     inputs = dict(input_ids=ids, attention_mask=mask)  # the decoder reads input_ids shifted right
     expected = torch_outputs(pt, inputs, output_hidden_states=True, output_attentions=True)
     check_parity("BartModel", model(inputs, output_hidden_states=True, output_attentions=True), expected)
+
+    rng = np.random.default_rng(2)  # embeddings in place of ids, for both stacks
+    embedded = dict(attention_mask=mask, inputs_embeds=rng.normal(size=(3, 9, 24)).astype(np.float32),
+                    decoder_inputs_embeds=rng.normal(size=(3, 4, 24)).astype(np.float32))
+    expected = torch_outputs(pt, embedded)
+    assert max_abs_diff(model(embedded).last_hidden_state, expected["last_hidden_state"]) <= TOLERANCE
 
 
 def test_sequence_classification_matches_torch_with_loss(pair):

@@ -40,6 +40,7 @@ from tfformers.layers.seq2seq import decoder_inputs_from_labels, decoder_start_t
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.outputs import (
     BaseModelOutput,
+    BaseModelOutputWithCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
     Seq2SeqSequenceClassifierOutput,
@@ -240,7 +241,7 @@ class BartEncoder(BartStack):
 
 class BartDecoder(BartStack):
     """Positions count from the cache position when decoding step by step; every block attends to the
-    encoder's output. With `output_attentions` it returns (output, cross-attentions)."""
+    encoder's output."""
 
     def __init__(self, config, shared_embeddings, **kwargs):
         super().__init__(config, shared_embeddings, BartDecoderLayer, config.decoder_layers, **kwargs)
@@ -274,12 +275,13 @@ class BartDecoder(BartStack):
         out = run_blocks(self.layers, hidden_states, call_block, tf.identity, output_hidden_states, output_attentions)
         if cache is not None:
             cache.advance(tf.shape(inputs_embeds)[1])
-        if not output_attentions:
-            return out
-        self_attentions, cross_attentions = zip(*out.attentions)
-        return BaseModelOutput(
-            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states, attentions=self_attentions
-        ), cross_attentions
+        self_attentions, cross_attentions = zip(*out.attentions) if output_attentions else (None, None)
+        return BaseModelOutputWithCrossAttentions(
+            last_hidden_state=out.last_hidden_state,
+            hidden_states=out.hidden_states,
+            attentions=self_attentions,
+            cross_attentions=cross_attentions,
+        )
 
 
 def as_encoder_output(encoder_outputs):
@@ -351,12 +353,11 @@ class BartModel(keras.layers.Layer):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        decoder_out, cross_attentions = decoder_out if output_attentions else (decoder_out, None)
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_out.last_hidden_state,
             decoder_hidden_states=decoder_out.hidden_states,
             decoder_attentions=decoder_out.attentions,
-            cross_attentions=cross_attentions,
+            cross_attentions=decoder_out.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
