@@ -198,6 +198,10 @@ def test_bad_input_gives_clear_errors(pair):
     with pytest.raises(InputError, match=r"decoder_input_ids \(the labels shifted right.*19 positions"):
         model(dict(input_ids=ids, attention_mask=mask, labels=too_long))
 
+    too_many_slots = model.allocate_cache(batch_size=3, max_length=model.config.max_position_embeddings + 1)
+    with pytest.raises(InputError, match="decoder's KV cache"):
+        model(dict(input_ids=ids, decoder_input_ids=np.full((3, 1), EOS)), cache=too_many_slots)
+
     no_start = tfformers.TFBartForConditionalGeneration(bart_config(decoder_start_token_id=None))
     with pytest.raises(ConfigError, match="decoder_start_token_id"):
         no_start(dict(input_ids=ids, labels=labels_batch()))

@@ -3,7 +3,8 @@ reconstruct corrupted text; summarization, translation and classification heads.
 
 Attribute names equal PyTorch transformers' module names (`model.shared`, `model.encoder.layers.0.self_attn.
 k_proj`, `model.decoder.layers.0.encoder_attn`, `model.encoder.layernorm_embedding`, `final_logits_bias`).
-The encoder and decoder read the one `shared` embedding table (PyTorch's `embed_tokens` are aliases of it).
+The encoder and decoder read the one `shared` embedding table (PyTorch's `embed_tokens` are aliases of it,
+unless the config sets tie_word_embeddings=False).
 The decoder's KV cache is reached only through `cache.update` (self-attention) and `cache.cross_attention`
 (the encoder's keys and values, projected once); masks come from `layers.masks`. LayerDrop (dropping whole
 layers at random in training) is not applied.
@@ -76,11 +77,14 @@ def embed_scale(config):
     return config.d_model**0.5 if config.scale_embedding else 1.0
 
 
-def check_decoder_length(length, config):
-    """The decoder's positions end at max_position_embeddings: a longer target is refused by name."""
-    check_sequence_length(
-        length, config.max_position_embeddings, "decoder_input_ids (the labels shifted right, when given labels)"
-    )
+def check_decoder_length(inputs_embeds, cache, config):
+    """The decoder's positions end at max_position_embeddings: a longer target, or a KV cache with more
+    slots (positions are its slots), is refused by name."""
+    if cache is not None:
+        name, length = "the decoder's KV cache (generation's max_length)", cache.max_length
+    else:
+        name, length = "decoder_input_ids (the labels shifted right, when given labels)", inputs_embeds.shape[1]
+    check_sequence_length(length, config.max_position_embeddings, name)
 
 
 # ------------------------------------------------------------------------------------------- attention
@@ -260,8 +264,7 @@ class BartDecoder(BartStack):
     ):
         if inputs_embeds is None:
             inputs_embeds = self.token_embeddings(input_ids, "decoder_input_ids")
-        if cache is None:
-            check_decoder_length(inputs_embeds.shape[1], self.config)
+        check_decoder_length(inputs_embeds, cache, self.config)
         where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
         causal_bias = causal_attention_bias(where.attention_mask, where.query_slots)  # [batch, 1, tgt, keys]
         encoder_bias = attention_bias(encoder_attention_mask) if encoder_attention_mask is not None else None
