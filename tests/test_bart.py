@@ -107,13 +107,19 @@ def test_loss_with_labels_equals_torch(pair):
     assert abs(float(ours.loss) - float(expected["loss"])) <= 1e-5
 
 
-def test_base_model_matches_torch_and_shifts_input_ids_without_decoder_inputs(pair):
+def test_base_model_matches_torch_from_ids_shifted_and_from_embeddings(pair):
     pt, _, model, info = pair("BartModel")
     assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
     ids, mask = encoder_batch()
     inputs = dict(input_ids=ids, attention_mask=mask)  # the decoder reads input_ids shifted right
     expected = torch_outputs(pt, inputs, output_hidden_states=True, output_attentions=True)
     check_parity("BartModel", model(inputs, output_hidden_states=True, output_attentions=True), expected)
+
+    rng = np.random.default_rng(2)  # embeddings in place of ids, for both stacks
+    embedded = dict(attention_mask=mask, inputs_embeds=rng.normal(size=(3, 9, 24)).astype(np.float32),
+                    decoder_inputs_embeds=rng.normal(size=(3, 4, 24)).astype(np.float32))
+    expected = torch_outputs(pt, embedded)
+    assert max_abs_diff(model(embedded).last_hidden_state, expected["last_hidden_state"]) <= TOLERANCE
 
 
 def test_sequence_classification_matches_torch_with_loss(pair):
@@ -192,6 +198,10 @@ def test_bad_input_gives_clear_errors(pair):
     with pytest.raises(InputError, match=r"decoder_input_ids \(the labels shifted right.*19 positions"):
         model(dict(input_ids=ids, attention_mask=mask, labels=too_long))
 
+    too_many_slots = model.allocate_cache(batch_size=3, max_length=model.config.max_position_embeddings + 1)
+    with pytest.raises(InputError, match="decoder's KV cache"):
+        model(dict(input_ids=ids, decoder_input_ids=np.full((3, 1), EOS)), cache=too_many_slots)
+
     no_start = tfformers.TFBartForConditionalGeneration(bart_config(decoder_start_token_id=None))
     with pytest.raises(ConfigError, match="decoder_start_token_id"):
         no_start(dict(input_ids=ids, labels=labels_batch()))
@@ -219,3 +229,18 @@ def test_fit_with_the_default_loss_lowers_it():
     model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), jit_compile=False)  # XLA: test_xla_forward_equals_eager
     history = model.fit(data, batch_size=4, epochs=8, shuffle=False, verbose=0).history["loss"]
     assert history[-1] < history[0] - 0.1, history
+
+
+def test_untied_embeddings_load_and_match_torch(tmp_path):
+    """tie_word_embeddings=False: `shared`, both stacks' embed_tokens and lm_head are separate tensors."""
+    pt = torch_model("BartForConditionalGeneration", bart_config(tie_word_embeddings=False))
+    pt.save_pretrained(tmp_path)
+    model, info = tfformers.TFBartForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    ids, mask = encoder_batch()
+    inputs = dict(input_ids=ids, attention_mask=mask, labels=labels_batch())
+    expected, ours = torch_outputs(pt, inputs), model(inputs)
+    assert max_abs_diff(ours.logits, expected["logits"]) <= TOLERANCE
+    assert abs(float(ours.loss) - float(expected["loss"])) <= 1e-5
+    with pytest.raises(ConfigError, match="tied embeddings"):
+        model.resize_token_embeddings(101)

@@ -20,9 +20,10 @@ from tfformers.errors import ConfigError, InputError
 NEW_TOKENS = 10
 
 CONFIGS = {
-    # T5 v1.1 style: gated GELU, untied head; relative buckets small enough that the distance cap is reached
+    # T5 v1.1 style: gated GELU, untied head; relative buckets small enough that the distance cap is reached.
+    # (PyTorch's T5 generate sizes its cache by num_layers, so the decoder has as many layers as the encoder.)
     "t5": ("T5ForConditionalGeneration", lambda: T5Config(
-        vocab_size=99, d_model=24, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3, num_heads=3,
+        vocab_size=99, d_model=24, d_kv=8, d_ff=37, num_layers=3, num_decoder_layers=3, num_heads=3,
         relative_attention_num_buckets=8, relative_attention_max_distance=12, dropout_rate=0.0,
         feed_forward_proj="gated-gelu", tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
         decoder_start_token_id=0,
@@ -32,6 +33,7 @@ CONFIGS = {
         decoder_attention_heads=3, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=64,
         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, pad_token_id=1, bos_token_id=0,
         eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        init_std=0.2,  # wider than BART's 0.02, so that random rows generate different tokens
     )),
 }
 
@@ -66,17 +68,18 @@ def right_padded_sources(config, lengths=(9, 6, 4), seed=0):
     return ids, mask
 
 
-def torch_generate(pt, ids, mask, **options):
+def torch_generate(pt, ids, mask, max_new_tokens=NEW_TOKENS, **options):
     import torch
 
     with torch.no_grad():
-        return pt.generate(torch.as_tensor(ids), attention_mask=torch.as_tensor(mask), max_new_tokens=NEW_TOKENS,
+        return pt.generate(torch.as_tensor(ids), attention_mask=torch.as_tensor(mask), max_new_tokens=max_new_tokens,
                            **options)
 
 
 def an_early_eos(pt, ids, mask):
-    """A token PyTorch's greedy decoding emits at step 3 of the first row: used as EOS, rows stop early."""
-    return int(torch_generate(pt, ids, mask, do_sample=False).numpy()[0, 3])
+    """A token PyTorch's greedy decoding (its EOS banned) emits at step 3 of the first row: used as EOS, rows
+    stop early."""
+    return int(torch_generate(pt, ids, mask, do_sample=False, min_new_tokens=NEW_TOKENS).numpy()[0, 3])
 
 
 def _options(case_options, pt, ids, mask):
@@ -170,7 +173,7 @@ def test_one_program_per_source_bucket_and_the_encoder_runs_once(pair, monkeypat
     second = model.generate(ids[:, :5], attention_mask=mask[:, :5], max_new_tokens=4, num_beams=2)
     assert len(model.__dict__["_tfformers_generate_functions"]) == 1
     assert len(calls) == 1  # one trace, one encoder call in it
-    expected = torch_generate(pt, ids[:, :5], mask[:, :5], num_beams=2, max_length=5).numpy()
+    expected = torch_generate(pt, ids[:, :5], mask[:, :5], max_new_tokens=4, num_beams=2).numpy()
     np.testing.assert_array_equal(np.asarray(second), expected)
     assert np.asarray(first).shape[0] == 3
 

@@ -11,6 +11,7 @@ from oracle import max_abs_diff, torch_model, torch_outputs
 import tfformers
 from tfformers import TFT5EncoderModel, TFT5ForConditionalGeneration, TFT5Model
 from tfformers.errors import ConfigError, InputError
+from tfformers.layers.seq2seq import shift_tokens_right
 from tfformers.models.t5 import relative_position_bucket
 
 VARIANTS = {"v1.0": "relu", "v1.1": "gated-gelu"}
@@ -89,7 +90,8 @@ def test_cached_decoding_equals_full_forward(saved):
     not rescaled: its logits reach ~20, where float32 rounding alone is ~2e-6)."""
     _, _, _, model, _ = saved
     inputs, labels = t5_inputs(seed=2)
-    decoder_ids = tfformers.models.t5.decoder_inputs_from_labels({}, labels, model.config)["decoder_input_ids"]
+    labels = labels[:, :12]  # 12 decoding steps, the last row's padding (-100 from 11) included
+    decoder_ids = shift_tokens_right(labels, 0, 0).numpy()
     full = model(dict(inputs, decoder_input_ids=decoder_ids)).logits.numpy()
     encoder_outputs = model.get_encoder()(**{k: tf.constant(v) for k, v in inputs.items()})
     cache = model.allocate_cache(labels.shape[0], labels.shape[1])
@@ -121,6 +123,27 @@ def test_save_pretrained_loads_in_pytorch_with_equal_outputs(saved, tmp_path):
     theirs = torch_outputs(reloaded, dict(inputs, labels=labels))
     ours = model(dict(inputs, labels=labels))
     assert max_abs_diff(ours.logits, theirs["logits"]) <= TOLERANCE
+
+
+def test_a_v11_checkpoint_with_its_own_lm_head_matches_pytorch(tmp_path):
+    """FLAN-T5 and T5 v1.1 checkpoints hold an lm_head.weight different from shared.weight (PyTorch unties
+    them on loading); the tfformers head reads it."""
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    pt = torch_model("T5ForConditionalGeneration", t5_config("gated-gelu"))
+    pt.save_pretrained(tmp_path)
+    state = {key: value.clone() for key, value in pt.state_dict().items()}
+    state["lm_head.weight"] = torch.randn(state["shared.weight"].shape, generator=torch.Generator().manual_seed(1))
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    pt = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert pt.lm_head.weight is not pt.shared.weight
+    model, info = TFT5ForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
+    inputs, labels = t5_inputs()
+    theirs = torch_outputs(pt, dict(inputs, labels=labels))
+    assert max_abs_diff(model(dict(inputs, labels=labels)).logits, theirs["logits"]) <= TOLERANCE
 
 
 def test_relative_position_buckets_equal_pytorch():
@@ -155,7 +178,7 @@ def test_headless_and_encoder_models_match_pytorch(saved_v10, ours, theirs):
 
     pt = getattr(transformers, theirs).from_pretrained(saved_v10).eval()
     model, info = ours.from_pretrained(saved_v10, output_loading_info=True)
-    assert info["missing_keys"] == [] and info["mismatched_keys"] == []
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": []}
     inputs, labels = t5_inputs()
     if ours is TFT5Model:
         inputs = dict(inputs, decoder_input_ids=np.where(labels == -100, 0, labels))
@@ -184,14 +207,14 @@ def test_auto_classes_pick_t5(saved_v10):
 
 
 def test_missing_decoder_start_token_is_a_config_error():
-    model = TFT5ForConditionalGeneration(t5_config("relu", decoder_start_token_id=None))
+    model = tfformers.TFAutoModelForSeq2SeqLM.from_config(t5_config("relu", decoder_start_token_id=None))
     inputs, labels = t5_inputs()
     with pytest.raises(ConfigError, match="decoder_start_token_id"):
         model(dict(inputs, labels=labels))
 
 
 def test_missing_decoder_inputs_and_bad_decoder_ids_are_input_errors():
-    model = TFT5ForConditionalGeneration(t5_config("relu"))
+    model = tfformers.TFAutoModelForSeq2SeqLM.from_config(t5_config("relu"))
     inputs, _ = t5_inputs()
     with pytest.raises(InputError, match="decoder_input_ids"):
         model(inputs)
@@ -204,8 +227,16 @@ def test_missing_decoder_inputs_and_bad_decoder_ids_are_input_errors():
 
 def test_fit_with_the_default_loss_lowers_the_loss():
     tf.keras.utils.set_random_seed(0)
-    model = TFT5ForConditionalGeneration(t5_config("gated-gelu", dropout_rate=0.0))
+    model = tfformers.TFAutoModelForSeq2SeqLM.from_config(t5_config("gated-gelu", dropout_rate=0.0))
     inputs, labels = t5_inputs()
-    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
-    history = model.fit(dict(inputs, labels=labels), epochs=6, batch_size=3, verbose=0).history
+    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3), run_eagerly=True)  # tracing costs more than 5 steps
+    history = model.fit(dict(inputs, labels=labels), epochs=5, batch_size=3, verbose=0).history
     assert history["loss"][-1] < 0.8 * history["loss"][0], history["loss"]
+
+
+def test_resized_vocabulary_reaches_both_stacks_and_the_head():
+    model = tfformers.TFAutoModelForSeq2SeqLM.from_config(t5_config("gated-gelu"))
+    model.resize_token_embeddings(105)
+    assert model.encoder.embed_tokens is model.shared and model.decoder.embed_tokens is model.shared
+    inputs, labels = t5_inputs()
+    assert model(dict(inputs, decoder_input_ids=np.full((3, 2), 104))).logits.shape == (3, 2, 105)

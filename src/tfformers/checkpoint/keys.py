@@ -166,7 +166,8 @@ def load_parameters(
     model: the prefix is added or stripped, and head tensors a base model lacks are reported unused.
     `tied_keys` maps an alias to the key it is tied to (e.g. an LM decoder to the word embeddings): an
     alias is read in place of its target when the checkpoint lacks the target, and is otherwise consumed
-    silently. Keys matching `ignored_unexpected` (regexes) are buffers PyTorch saved.
+    silently; an alias that is a weight of its own in the model (T5 v1.1's `lm_head`) is read from its
+    target when the checkpoint was saved tied. Keys matching `ignored_unexpected` (regexes) are buffers PyTorch saved.
     """
     tied_keys = tied_keys or {}
     checkpoint = {_modern_key(key): key for key in reader.keys()}
@@ -186,6 +187,8 @@ def load_parameters(
     for alias, target in tied_keys.items():
         if alias in checkpoint and target not in checkpoint:
             checkpoint[target] = checkpoint.pop(alias)
+        elif alias in params and target in checkpoint and alias not in checkpoint:
+            checkpoint[alias] = checkpoint[target]  # a weight of its own here, tied where it was saved
 
     report = LoadingReport()
     for key, original in checkpoint.items():

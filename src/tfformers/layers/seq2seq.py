@@ -45,5 +45,8 @@ def decoder_inputs_from_labels(features, labels, config):
         labels = labels.get("labels")
     if labels is None or "decoder_input_ids" in features or "decoder_inputs_embeds" in features:
         return features
-    decoder_ids = shift_tokens_right(labels, config.pad_token_id, decoder_start_token_id(config))
+    if isinstance(labels, tf.TensorSpec):  # a symbolic batch: Keras builds the optimizer's state from specs
+        decoder_ids = tf.TensorSpec(labels.shape, tf.int32, "decoder_input_ids")
+    else:
+        decoder_ids = shift_tokens_right(labels, config.pad_token_id, decoder_start_token_id(config))
     return {**features, "decoder_input_ids": decoder_ids}

@@ -3,7 +3,8 @@ reconstruct corrupted text; summarization, translation and classification heads.
 
 Attribute names equal PyTorch transformers' module names (`model.shared`, `model.encoder.layers.0.self_attn.
 k_proj`, `model.decoder.layers.0.encoder_attn`, `model.encoder.layernorm_embedding`, `final_logits_bias`).
-The encoder and decoder read the one `shared` embedding table (PyTorch's `embed_tokens` are aliases of it).
+The encoder and decoder read the one `shared` embedding table (PyTorch's `embed_tokens` are aliases of it,
+unless the config sets tie_word_embeddings=False).
 The decoder's KV cache is reached only through `cache.update` (self-attention) and `cache.cross_attention`
 (the encoder's keys and values, projected once); masks come from `layers.masks`. LayerDrop (dropping whole
 layers at random in training) is not applied.
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from transformers import BartConfig
 
-from tfformers.errors import InputError
+from tfformers.errors import ConfigError, InputError
 from tfformers.generation import GenerationMixin
 from tfformers.generation.cache import EncoderDecoderCache, StaticCache
 from tfformers.layers import (
@@ -34,12 +35,13 @@ from tfformers.layers import (
 )
 from tfformers.layers.core import TruncatedNormal
 from tfformers.layers.decoder import DecoderInputs, run_blocks
-from tfformers.layers.heads import causal_lm_head, tied_lm_head_keys, tied_logits
+from tfformers.layers.heads import tied_lm_head_keys, tied_logits
 from tfformers.layers.resize import replace_variable, resized_rows
 from tfformers.layers.seq2seq import decoder_inputs_from_labels, decoder_start_token_id, shift_tokens_right
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.outputs import (
     BaseModelOutput,
+    BaseModelOutputWithCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
     Seq2SeqSequenceClassifierOutput,
@@ -75,11 +77,14 @@ def embed_scale(config):
     return config.d_model**0.5 if config.scale_embedding else 1.0
 
 
-def check_decoder_length(length, config):
-    """The decoder's positions end at max_position_embeddings: a longer target is refused by name."""
-    check_sequence_length(
-        length, config.max_position_embeddings, "decoder_input_ids (the labels shifted right, when given labels)"
-    )
+def check_decoder_length(inputs_embeds, cache, config):
+    """The decoder's positions end at max_position_embeddings: a longer target, or a KV cache with more
+    slots (positions are its slots), is refused by name."""
+    if cache is not None:
+        name, length = "the decoder's KV cache (generation's max_length)", cache.max_length
+    else:
+        name, length = "decoder_input_ids (the labels shifted right, when given labels)", inputs_embeds.shape[1]
+    check_sequence_length(length, config.max_position_embeddings, name)
 
 
 # ------------------------------------------------------------------------------------------- attention
@@ -94,7 +99,7 @@ class BartAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.layer_idx = layer_idx
         if config.d_model % num_heads:
-            raise ValueError(f"d_model={config.d_model} is not a multiple of the {num_heads} attention heads.")
+            raise ConfigError(f"d_model={config.d_model} is not a multiple of the {num_heads} attention heads.")
         self.head_dim = config.d_model // num_heads
         init = initialization(config)
         self.k_proj = dense(config.d_model, init)
@@ -186,11 +191,15 @@ class BartStack(keras.layers.Layer):
     plus learned positions, layernorm_embedding, dropout, then the blocks.
 
     `shared_embeddings()` gives the `shared` table, looked up at each call so that a replaced table
-    (resize_token_embeddings) is the one read."""
+    (resize_token_embeddings) is the one read. Without it (a config with tie_word_embeddings=False) the
+    stack has its own `embed_tokens`, as PyTorch's untied BART has."""
 
     def __init__(self, config, shared_embeddings, layer_class, num_layers, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        if shared_embeddings is None:
+            self.embed_tokens = embedding(config.vocab_size, config.d_model, initialization(config))
+            shared_embeddings = lambda: self.embed_tokens  # noqa: E731 (the same interface as the tied case)
         self._shared_embeddings = shared_embeddings
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model, config)
         self.layers = [layer_class(config, i) for i in range(num_layers)]
@@ -236,7 +245,7 @@ class BartEncoder(BartStack):
 
 class BartDecoder(BartStack):
     """Positions count from the cache position when decoding step by step; every block attends to the
-    encoder's output. With `output_attentions` it returns (output, cross-attentions)."""
+    encoder's output."""
 
     def __init__(self, config, shared_embeddings, **kwargs):
         super().__init__(config, shared_embeddings, BartDecoderLayer, config.decoder_layers, **kwargs)
@@ -255,8 +264,7 @@ class BartDecoder(BartStack):
     ):
         if inputs_embeds is None:
             inputs_embeds = self.token_embeddings(input_ids, "decoder_input_ids")
-        if cache is None:
-            check_decoder_length(inputs_embeds.shape[1], self.config)
+        check_decoder_length(inputs_embeds, cache, self.config)
         where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
         causal_bias = causal_attention_bias(where.attention_mask, where.query_slots)  # [batch, 1, tgt, keys]
         encoder_bias = attention_bias(encoder_attention_mask) if encoder_attention_mask is not None else None
@@ -270,12 +278,13 @@ class BartDecoder(BartStack):
         out = run_blocks(self.layers, hidden_states, call_block, tf.identity, output_hidden_states, output_attentions)
         if cache is not None:
             cache.advance(tf.shape(inputs_embeds)[1])
-        if not output_attentions:
-            return out
-        self_attentions, cross_attentions = zip(*out.attentions)
-        return BaseModelOutput(
-            last_hidden_state=out.last_hidden_state, hidden_states=out.hidden_states, attentions=self_attentions
-        ), cross_attentions
+        self_attentions, cross_attentions = zip(*out.attentions) if output_attentions else (None, None)
+        return BaseModelOutputWithCrossAttentions(
+            last_hidden_state=out.last_hidden_state,
+            hidden_states=out.hidden_states,
+            attentions=self_attentions,
+            cross_attentions=cross_attentions,
+        )
 
 
 def as_encoder_output(encoder_outputs):
@@ -296,8 +305,11 @@ class BartModel(keras.layers.Layer):
         super().__init__(**kwargs)
         self.config = config
         self.shared = embedding(config.vocab_size, config.d_model, initialization(config))
-        self.encoder = BartEncoder(config, lambda: self.shared)
-        self.decoder = BartDecoder(config, lambda: self.shared)
+        tied = config.tie_word_embeddings
+        self.encoder = BartEncoder(config, (lambda: self.shared) if tied else None)
+        self.decoder = BartDecoder(config, (lambda: self.shared) if tied else None)
+        if not tied:
+            self.shared.build()  # a checkpoint weight that no forward pass reads, so no call builds it
 
     def call(
         self,
@@ -344,12 +356,11 @@ class BartModel(keras.layers.Layer):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        decoder_out, cross_attentions = decoder_out if output_attentions else (decoder_out, None)
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_out.last_hidden_state,
             decoder_hidden_states=decoder_out.hidden_states,
             decoder_attentions=decoder_out.attentions,
-            cross_attentions=cross_attentions,
+            cross_attentions=decoder_out.cross_attentions,
             encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
@@ -402,8 +413,11 @@ def seq2seq_output(output_class, out, **head_outputs):
 # ----------------------------------------------------------------------------------------------- models
 
 
-def tied_embedding_keys(prefix):
-    """PyTorch's `embed_tokens` of both stacks are aliases of `shared` (keys under `prefix`)."""
+def tied_embedding_keys(config, prefix):
+    """PyTorch's `embed_tokens` of both stacks are aliases of `shared` (keys under `prefix`) unless the
+    config unties them."""
+    if not config.tie_word_embeddings:
+        return {}
     return {f"{prefix}{stack}.embed_tokens.weight": f"{prefix}shared.weight" for stack in ("encoder", "decoder")}
 
 
@@ -422,7 +436,10 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
     call_options = ("encoder_outputs",)
     # fairseq's version counters, which old checkpoints carry (transformers ignores them as well)
     ignored_unexpected_keys = (r"position_ids$", r"(encoder|decoder)\.version$")
-    tied_weights_keys = tied_embedding_keys("model.")
+
+    @property
+    def tied_weights_keys(self):
+        return tied_embedding_keys(self.config, "model.")
 
     def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, encoder_outputs=None,
              **options):
@@ -434,6 +451,14 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
 
     def get_input_embeddings(self):
         return self.model.shared
+
+    def resize_token_embeddings(self, new_num_tokens=None):
+        if new_num_tokens is not None and not self.config.tie_word_embeddings:
+            raise ConfigError(
+                "resize_token_embeddings needs BART's tied embeddings: with tie_word_embeddings=False the encoder "
+                "and decoder have embed_tokens tables of their own, which it does not resize."
+            )
+        return super().resize_token_embeddings(new_num_tokens)
 
     def get_encoder(self):
         return self.model.encoder
@@ -449,7 +474,10 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
 
 class TFBartModel(TFBartPreTrainedModel):
     is_base_model = True
-    tied_weights_keys = tied_embedding_keys("")
+
+    @property
+    def tied_weights_keys(self):
+        return tied_embedding_keys(self.config, "")
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -466,14 +494,16 @@ class TFBartForConditionalGeneration(GenerationMixin, TFBartPreTrainedModel):
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
         self.model = self.main_layer_class(config)
-        self.lm_head = causal_lm_head(config)
+        # tied: the logits go through `shared` and no lm_head.weight is stored
+        untied = not config.tie_word_embeddings
+        self.lm_head = dense(config.vocab_size, initialization(config), use_bias=False) if untied else None
         self.final_logits_bias = self.add_weight(
             shape=(1, config.vocab_size), initializer="zeros", trainable=False, name="final_logits_bias"
         )
 
     @property
     def tied_weights_keys(self):
-        return {**tied_embedding_keys("model."), **tied_lm_head_keys(self.config, "model.shared.weight")}
+        return {**tied_embedding_keys(self.config, "model."), **tied_lm_head_keys(self.config, "model.shared.weight")}
 
     @property
     def vocabulary_output_keys(self):

@@ -117,7 +117,7 @@ class T5Attention(keras.layers.Layer):
             relative_position, not self.is_decoder, self.num_buckets, self.max_distance
         )
         values = self.relative_attention_bias(buckets)  # [queries, keys, heads]
-        return tf.transpose(values, [2, 0, 1])[None]
+        return tf.cast(tf.transpose(values, [2, 0, 1])[None], tf.float32)  # joins the float32 masks
 
     def call(self, hidden_states, bias, key_value_states=None, cache=None, training=False):
         """hidden_states [batch, seq, d_model]; bias: position bias plus mask, [batch or 1, heads or 1,
@@ -284,19 +284,9 @@ class T5Stack(keras.layers.Layer):
     ):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(check_token_ids(input_ids, self.config.vocab_size))
-        position_bias = self.block[0].layer[0].SelfAttention.compute_bias
-        if self.is_decoder:
-            where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
-            self_bias = position_bias(where.query_slots, tf.shape(where.attention_mask)[1]) + causal_attention_bias(
-                where.attention_mask, where.query_slots
-            )  # [batch, heads, seq, keys]
-            cross_bias = attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states))
-        else:
-            seq = tf.shape(inputs_embeds)[1]
-            self_bias = position_bias(tf.range(seq), seq) + attention_bias(
-                _mask_or_ones(attention_mask, inputs_embeds)
-            )
-            cross_bias = None
+        self_bias, cross_bias = self.attention_biases(
+            inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask, cache
+        )
 
         def call_block(block, hidden_states):
             return block(hidden_states, self_bias, encoder_hidden_states, cross_bias, cache=cache,
@@ -318,6 +308,19 @@ class T5Stack(keras.layers.Layer):
             cross_attentions=tuple(cross for _, cross in out.attentions) if self.is_decoder else None,
         )
 
+    def attention_biases(self, inputs_embeds, attention_mask, encoder_hidden_states, encoder_attention_mask, cache):
+        """(self-attention bias [batch, heads, seq, keys]: the first block's position bias plus the mask,
+        shared by every block; cross-attention bias [batch, 1, 1, source], None in the encoder)."""
+        position_bias = self.block[0].layer[0].SelfAttention.compute_bias
+        if not self.is_decoder:
+            seq = tf.shape(inputs_embeds)[1]
+            padding = attention_bias(_mask_or_ones(attention_mask, inputs_embeds))  # [batch, 1, 1, seq]
+            return position_bias(tf.range(seq), seq) + padding, None
+        where = DecoderInputs(inputs_embeds, attention_mask, None, cache)  # keys: the cache's slots, if any
+        causal = causal_attention_bias(where.attention_mask, where.query_slots)
+        self_bias = position_bias(where.query_slots, tf.shape(where.attention_mask)[1]) + causal
+        return self_bias, attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states))
+
 
 def _mask_or_ones(attention_mask, hidden_states):
     """The [batch, seq] padding mask, all ones when none is given."""
@@ -328,10 +331,10 @@ def _mask_or_ones(attention_mask, hidden_states):
 
 
 def scales_decoder_output(config):
-    """T5 v1.0 ties its LM head to the embeddings and rescales the decoder output by d_model**-0.5 first;
-    v1.1 does not. transformers v5 keeps that in `scale_decoder_outputs` (a v1.1 config.json says
-    `tie_word_embeddings: false`); older configs carry only `tie_word_embeddings`."""
-    return getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
+    """T5 v1.0 rescales the decoder output by d_model**-0.5 before its tied LM head; v1.1 does not.
+    transformers v5 reads that from config.json's `tie_word_embeddings` (false for v1.1) into
+    `scale_decoder_outputs`, and always sets `tie_word_embeddings`."""
+    return config.scale_decoder_outputs
 
 
 class TFT5PreTrainedModel(TFPreTrainedModel):
@@ -441,8 +444,9 @@ class TFT5Model(TFT5PreTrainedModel):
 
 
 class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
-    """Text-to-text: the decoder's vocabulary logits, through the shared embeddings unless the config
-    unties `lm_head`."""
+    """Text-to-text: the decoder's vocabulary logits. T5 v1.0 projects the rescaled decoder output onto
+    the shared embeddings; v1.1 has an `lm_head` of its own (transformers v5 ties it unless the checkpoint
+    holds a different one: from a checkpoint saved tied, it starts as a copy of `shared.weight`)."""
 
     task = "seq2seq-lm"
     call_options = ("cache", "logits_to_keep", "encoder_outputs")
@@ -450,15 +454,11 @@ class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
-        self.lm_head = None if config.tie_word_embeddings else _linear(config.vocab_size, config, 1.0)
+        self.lm_head = None if scales_decoder_output(config) else _linear(config.vocab_size, config, 1.0)
 
     @property
     def tied_weights_keys(self):
-        keys = super().tied_weights_keys
-        if self.config.tie_word_embeddings and scales_decoder_output(self.config):
-            # v1.0 checkpoints may hold the tied head; a v1.1 one holding its own head is reported unused
-            keys["lm_head.weight"] = "shared.weight"
-        return keys
+        return {**super().tied_weights_keys, "lm_head.weight": "shared.weight"}
 
     @property
     def vocabulary_output_keys(self):
@@ -489,6 +489,7 @@ class TFT5EncoderModel(TFT5PreTrainedModel):
 
     is_base_model = True
     has_decoder = False
+    ignored_unexpected_keys = (r"position_ids$", r"^decoder\.", r"^lm_head\.")  # a full T5's other half
     input_names = ("input_ids", "attention_mask", "inputs_embeds")
     call_options = ()
 
