@@ -146,11 +146,7 @@ SCRIPT_IMPORTS = {
     """,
 }
 
-# Names for architectures tfformers does not have yet (sequence-to-sequence).
-STILL_MISSING = {
-    "run_summarization": {"TFAutoModelForSeq2SeqLM"},
-    "run_translation": {"TFAutoModelForSeq2SeqLM"},
-}
+STILL_MISSING = {}  # every name the scripts import exists
 
 # Run in a fresh interpreter without PyTorch: {script: sorted missing names}; the blocks with nothing missing
 # are executed as written, the others name by name.
@@ -269,8 +265,10 @@ def test_mappings_follow_the_registries():
     for config_class, model_class in tfformers.TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING.items():
         assert model_class.__name__ == tfformers.TF_MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES[config_class.model_type]
     # one mapping per registered task
+    assert tfformers.TF_MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES["t5"] == "TFT5ForConditionalGeneration"
+    four_x_names = {"base": "", "seq2seq-lm": "_FOR_SEQ_TO_SEQ_CAUSAL_LM"}
     for task in TASKS:
-        suffix = "" if task == "base" else "_FOR_" + task.upper().replace("-", "_")
+        suffix = four_x_names.get(task, "_FOR_" + task.upper().replace("-", "_"))
         assert isinstance(getattr(tfformers, f"TF_MODEL{suffix}_MAPPING"), tfformers.modeling_tf_auto.TFAutoMapping)
 
 

@@ -57,13 +57,6 @@ class BaseModelOutputWithPooling(ModelOutput):
     fields = ("last_hidden_state", "pooler_output", "hidden_states", "attentions")
 
 
-class BaseModelOutputWithCrossAttentions(ModelOutput):
-    """An encoder–decoder's decoder stack: `attentions` are its self-attention probabilities,
-    `cross_attentions` those over the encoder's output."""
-
-    fields = ("last_hidden_state", "hidden_states", "attentions", "cross_attentions")
-
-
 class MaskedLMOutput(ModelOutput):
     fields = ("loss", "logits", "hidden_states", "attentions")
 

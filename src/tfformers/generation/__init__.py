@@ -2,5 +2,6 @@
 
 from tfformers.generation.cache import EncoderDecoderCache, StaticCache
 from tfformers.generation.mixin import GenerationMixin
+from tfformers.generation.seq2seq_lm import Seq2SeqLMMixin
 
-__all__ = ["EncoderDecoderCache", "GenerationMixin", "StaticCache"]
+__all__ = ["EncoderDecoderCache", "GenerationMixin", "Seq2SeqLMMixin", "StaticCache"]

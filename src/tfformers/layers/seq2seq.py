@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfformers.errors import ConfigError
 from tfformers.inputs import IGNORE_INDEX
+from tfformers.outputs import BaseModelOutput
 
 
 def decoder_start_token_id(config):
@@ -50,3 +51,26 @@ def decoder_inputs_from_labels(features, labels, config):
     else:
         decoder_ids = shift_tokens_right(labels, config.pad_token_id, decoder_start_token_id(config))
     return {**features, "decoder_input_ids": decoder_ids}
+
+
+def as_encoder_output(encoder_outputs):
+    """`encoder_outputs` given by the caller (a BaseModelOutput, or a tuple whose [0] is the last hidden
+    state, then optionally hidden states and attentions) as a BaseModelOutput."""
+    if isinstance(encoder_outputs, BaseModelOutput):
+        return encoder_outputs
+    parts = tuple(encoder_outputs) if isinstance(encoder_outputs, (tuple, list)) else (encoder_outputs,)
+    names = ("last_hidden_state", "hidden_states", "attentions")
+    return BaseModelOutput(zip(names, parts))
+
+
+def seq2seq_fields(decoder_outputs, encoder_outputs):
+    """The per-layer outputs of both stacks under transformers' Seq2Seq output names (the decoder's last
+    hidden state excluded: a head replaces it with its logits)."""
+    return dict(
+        decoder_hidden_states=decoder_outputs.hidden_states,
+        decoder_attentions=decoder_outputs.attentions,
+        cross_attentions=getattr(decoder_outputs, "cross_attentions", None),
+        encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+        encoder_hidden_states=encoder_outputs.hidden_states,
+        encoder_attentions=encoder_outputs.attentions,
+    )

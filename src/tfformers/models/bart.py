@@ -18,8 +18,7 @@ import tensorflow as tf
 from transformers import BartConfig
 
 from tfformers.errors import ConfigError, InputError
-from tfformers.generation import GenerationMixin
-from tfformers.generation.cache import EncoderDecoderCache, StaticCache
+from tfformers.generation.seq2seq_lm import Seq2SeqLMMixin
 from tfformers.layers import (
     attention_bias,
     causal_attention_bias,
@@ -37,10 +36,9 @@ from tfformers.layers.core import TruncatedNormal
 from tfformers.layers.decoder import DecoderInputs, run_blocks
 from tfformers.layers.heads import tied_lm_head_keys, tied_logits
 from tfformers.layers.resize import replace_variable, resized_rows
-from tfformers.layers.seq2seq import decoder_inputs_from_labels, decoder_start_token_id, shift_tokens_right
+from tfformers.layers.seq2seq import as_encoder_output, decoder_start_token_id, seq2seq_fields, shift_tokens_right
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.outputs import (
-    BaseModelOutput,
     BaseModelOutputWithCrossAttentions,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
@@ -287,16 +285,6 @@ class BartDecoder(BartStack):
         )
 
 
-def as_encoder_output(encoder_outputs):
-    """`encoder_outputs` given by the caller (a BaseModelOutput, or a tuple whose [0] is the last hidden
-    state, then optionally hidden states and attentions) as a BaseModelOutput."""
-    if isinstance(encoder_outputs, BaseModelOutput):
-        return encoder_outputs
-    parts = tuple(encoder_outputs) if isinstance(encoder_outputs, (tuple, list)) else (encoder_outputs,)
-    names = ("last_hidden_state", "hidden_states", "attentions")
-    return BaseModelOutput(zip(names, parts))
-
-
 class BartModel(keras.layers.Layer):
     """The backbone: the `shared` embeddings, the encoder and the decoder. Without decoder inputs the
     decoder reads `input_ids` shifted right (BART's denoising setup)."""
@@ -357,13 +345,7 @@ class BartModel(keras.layers.Layer):
             output_hidden_states=output_hidden_states,
         )
         return Seq2SeqModelOutput(
-            last_hidden_state=decoder_out.last_hidden_state,
-            decoder_hidden_states=decoder_out.hidden_states,
-            decoder_attentions=decoder_out.attentions,
-            cross_attentions=decoder_out.cross_attentions,
-            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-            encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=encoder_outputs.attentions,
+            last_hidden_state=decoder_out.last_hidden_state, **seq2seq_fields(decoder_out, encoder_outputs)
         )
 
 
@@ -441,14 +423,6 @@ class TFBartPreTrainedModel(TFPreTrainedModel):
     def tied_weights_keys(self):
         return tied_embedding_keys(self.config, "model.")
 
-    def call(self, inputs, training=False, output_attentions=None, output_hidden_states=None, encoder_outputs=None,
-             **options):
-        # `encoder_outputs` (tensors) is a parameter of its own: Keras refuses a `**options` dict that mixes
-        # tensors with objects (the cache)
-        if encoder_outputs is not None:
-            options["encoder_outputs"] = encoder_outputs
-        return super().call(inputs, training, output_attentions, output_hidden_states, **options)
-
     def get_input_embeddings(self):
         return self.model.shared
 
@@ -484,7 +458,7 @@ class TFBartModel(TFBartPreTrainedModel):
         self.model = self.main_layer_class(config)
 
 
-class TFBartForConditionalGeneration(GenerationMixin, TFBartPreTrainedModel):
+class TFBartForConditionalGeneration(Seq2SeqLMMixin, TFBartPreTrainedModel):
     """Vocabulary logits through the shared embeddings (or an untied `lm_head`) plus `final_logits_bias`,
     a [1, vocab] buffer that checkpoints carry (fine-tuned BART models set it to ban tokens)."""
 
@@ -509,20 +483,9 @@ class TFBartForConditionalGeneration(GenerationMixin, TFBartPreTrainedModel):
     def vocabulary_output_keys(self):
         return () if self.config.tie_word_embeddings else ("lm_head.weight",)
 
-    def features_from_labels(self, features, labels):
-        return decoder_inputs_from_labels(features, labels, self.config)
-
-    def allocate_cache(self, batch_size, max_length):
+    def decoder_cache_dimensions(self):
         config = self.config
-        self_attention = StaticCache.zeros(
-            config.decoder_layers,
-            config.decoder_attention_heads,
-            config.d_model // config.decoder_attention_heads,
-            batch_size,
-            max_length,
-            self.compute_dtype,
-        )
-        return EncoderDecoderCache(self_attention)
+        return config.decoder_layers, config.decoder_attention_heads, config.d_model // config.decoder_attention_heads
 
     def resize_token_embeddings(self, new_num_tokens=None):
         """As every model, plus `final_logits_bias` (kept entries kept, new ones zero), as transformers does."""

@@ -16,8 +16,7 @@ import tensorflow as tf
 from transformers import T5Config
 
 from tfformers.errors import InputError
-from tfformers.generation import GenerationMixin
-from tfformers.generation.cache import EncoderDecoderCache, StaticCache
+from tfformers.generation.seq2seq_lm import Seq2SeqLMMixin
 from tfformers.layers import (
     attention_bias,
     causal_attention_bias,
@@ -30,12 +29,10 @@ from tfformers.layers import (
 from tfformers.layers.core import RMSNorm, TruncatedNormal
 from tfformers.layers.decoder import DecoderInputs, run_blocks
 from tfformers.layers.heads import tied_logits
-from tfformers.layers.seq2seq import decoder_inputs_from_labels
+from tfformers.layers.seq2seq import as_encoder_output, seq2seq_fields
 from tfformers.modeling import TFPreTrainedModel
 from tfformers.outputs import (
-    BaseModelOutput,
     BaseModelOutputWithCrossAttentions,
-    ModelOutput,
     Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
@@ -377,12 +374,8 @@ class TFT5PreTrainedModel(TFPreTrainedModel):
     def get_decoder(self):
         return self.decoder
 
-    def allocate_cache(self, batch_size, max_length):
-        """An empty cache for decoding up to `max_length` target tokens of `batch_size` sequences."""
-        config = self.config
-        return EncoderDecoderCache(StaticCache.zeros(
-            config.num_decoder_layers, config.num_heads, config.d_kv, batch_size, max_length, self.compute_dtype
-        ))
+    def decoder_cache_dimensions(self):
+        return self.config.num_decoder_layers, self.config.num_heads, self.config.d_kv
 
     def encode_and_decode(self, inputs, training, output_attentions, output_hidden_states, cache=None,
                           encoder_outputs=None):
@@ -396,8 +389,8 @@ class TFT5PreTrainedModel(TFPreTrainedModel):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
             )
-        elif not isinstance(encoder_outputs, ModelOutput):  # a tuple: (last hidden state, ...)
-            encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs[0])
+        else:
+            encoder_outputs = as_encoder_output(encoder_outputs)
         if inputs.get("decoder_input_ids") is None and inputs.get("decoder_inputs_embeds") is None:
             raise InputError(
                 f"{type(self).__name__} needs decoder_input_ids (or decoder_inputs_embeds, or labels, which are "
@@ -417,18 +410,6 @@ class TFT5PreTrainedModel(TFPreTrainedModel):
         return decoder_outputs, encoder_outputs
 
 
-def _seq2seq_fields(decoder_outputs, encoder_outputs):
-    """The per-layer outputs of both stacks, under transformers' Seq2Seq output names."""
-    return dict(
-        decoder_hidden_states=decoder_outputs.hidden_states,
-        decoder_attentions=decoder_outputs.attentions,
-        cross_attentions=getattr(decoder_outputs, "cross_attentions", None),
-        encoder_last_hidden_state=encoder_outputs.last_hidden_state,
-        encoder_hidden_states=encoder_outputs.hidden_states,
-        encoder_attentions=encoder_outputs.attentions,
-    )
-
-
 class TFT5Model(TFT5PreTrainedModel):
     is_base_model = True
 
@@ -439,18 +420,17 @@ class TFT5Model(TFT5PreTrainedModel):
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            **_seq2seq_fields(decoder_outputs, encoder_outputs),
+            **seq2seq_fields(decoder_outputs, encoder_outputs),
         )
 
 
-class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
+class TFT5ForConditionalGeneration(Seq2SeqLMMixin, TFT5PreTrainedModel):
     """Text-to-text: the decoder's vocabulary logits. T5 v1.0 projects the rescaled decoder output onto
     the shared embeddings; v1.1 has an `lm_head` of its own (transformers v5 ties it unless the checkpoint
     holds a different one: from a checkpoint saved tied, it starts as a copy of `shared.weight`)."""
 
     task = "seq2seq-lm"
     call_options = ("cache", "logits_to_keep", "encoder_outputs")
-    allocate_cache = TFT5PreTrainedModel.allocate_cache  # ahead of GenerationMixin's decoder-only cache
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)
@@ -463,9 +443,6 @@ class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
     @property
     def vocabulary_output_keys(self):
         return () if self.lm_head is None else ("lm_head.weight",)
-
-    def features_from_labels(self, features, labels):
-        return decoder_inputs_from_labels(features, labels, self.config)
 
     def forward(self, inputs, training, output_attentions, output_hidden_states, cache=None, logits_to_keep=0,
                 encoder_outputs=None):
@@ -481,7 +458,7 @@ class TFT5ForConditionalGeneration(GenerationMixin, TFT5PreTrainedModel):
             logits = tied_logits(hidden_states, self.word_embeddings)
         else:
             logits = self.lm_head(hidden_states)
-        return Seq2SeqLMOutput(logits=logits, **_seq2seq_fields(decoder_outputs, encoder_outputs))
+        return Seq2SeqLMOutput(logits=logits, **seq2seq_fields(decoder_outputs, encoder_outputs))
 
 
 class TFT5EncoderModel(TFT5PreTrainedModel):
