@@ -54,10 +54,20 @@ def bbc_titles(count):
 
 
 
-def fashion_mnist_recipe():
-    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist.py"
-    spec = importlib.util.spec_from_file_location("fashion_mnist", path)
+def _example(name):
+    """examples/<name>.py as a module (examples are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def fashion_mnist_recipe():
+    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
+    return _example("fashion_mnist")
+
+
+def bbc_titles_recipe():
+    """examples/bbc_titles.py (BBC articles as (body, title) pairs, the T5 vocabulary and training recipe)."""
+    return _example("bbc_titles")

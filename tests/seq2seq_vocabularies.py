@@ -8,11 +8,10 @@ builds the same vocabulary.
 """
 
 import functools
-import io
 import json
 from pathlib import Path
 
-from assets import bbc_articles
+from assets import bbc_articles, bbc_titles_recipe
 
 TRAINING_ARTICLES_PER_CLASS = 40  # about 1,000 lines, 400 kB of text
 VOCAB_SIZE = 2000  # pieces / tokens before the sentinels or <mask>
@@ -32,17 +31,7 @@ def _write_config(folder, tokenizer_class):
 
 def write_t5_vocabulary(folder):
     """`folder` with a T5 `spiece.model` (unigram, VOCAB_SIZE pieces) and its tokenizer_config.json."""
-    import sentencepiece
-
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(bbc_lines()), model_writer=model, model_type="unigram", vocab_size=VOCAB_SIZE,
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, character_coverage=1.0, num_threads=1, minloglevel=2,
-    )
-    folder = Path(folder)
-    (folder / "spiece.model").write_bytes(model.getvalue())
-    _write_config(folder, "T5Tokenizer")
-    return folder
+    return bbc_titles_recipe().write_t5_vocabulary(folder, bbc_lines(), VOCAB_SIZE)
 
 
 def write_bart_vocabulary(folder):

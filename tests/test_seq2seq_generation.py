@@ -217,3 +217,34 @@ def test_bad_requests_get_clear_errors(pair):
         model.generation_config.decoder_start_token_id = start
         model.generation_config.bos_token_id = bos
         model.config.decoder_start_token_id = config_start
+
+
+def test_summarization_and_translation_pipelines(tmp_path_factory):
+    """The 4.x pipelines: the prefix and generation defaults of `task_specific_params`, answers decoded with
+    special tokens skipped, equal to generate() + batch_decode on the same inputs."""
+    from seq2seq_vocabularies import bbc_lines, t5_vocabulary
+
+    tokenizer = tfformers.AutoTokenizer.from_pretrained(t5_vocabulary(tmp_path_factory))
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=24, num_layers=1, num_heads=2, pad_token_id=0,
+        eos_token_id=1, decoder_start_token_id=0, dropout_rate=0.0,
+        task_specific_params={"summarization": {"prefix": "summarize: ", "num_beams": 2, "max_new_tokens": 6,
+                                                "no_repeat_ngram_size": 2},
+                              "translation_en_to_de": {"prefix": "translate English to German: ", "max_new_tokens": 5}},
+    )
+    model = tfformers.TFAutoModelForSeq2SeqLM.from_config(config)
+    texts = bbc_lines()[:2]
+    summarizer = tfformers.pipeline("summarization", model=model, tokenizer=tokenizer, batch_size=2)
+    encoded = tokenizer(["summarize: " + text for text in texts], padding=True, return_tensors="np")
+    expected = tokenizer.batch_decode(model.generate(**encoded, num_beams=2, max_new_tokens=6, no_repeat_ngram_size=2),
+                                      skip_special_tokens=True)
+    assert summarizer(texts) == [{"summary_text": text} for text in expected]
+
+    translator = tfformers.pipeline("translation_en_to_de", model=model, tokenizer=tokenizer)
+    encoded = tokenizer(["translate English to German: " + texts[0]], return_tensors="np")
+    expected = tokenizer.batch_decode(model.generate(**encoded, max_new_tokens=5), skip_special_tokens=True)
+    assert translator(texts[0]) == [{"translation_text": expected[0]}]
+    with pytest.raises(InputError, match="cannot read inputs of type int"):
+        translator(3)
+    with pytest.raises(InputError, match="takes texts"):
+        translator([3])

@@ -1,23 +1,13 @@
 """Training encoder–decoders with Keras: the default loss shifts the labels into the decoder's inputs, the 4.x
 collator makes them too, and a small T5 trained on BBC News (examples/bbc_titles.py) learns titles."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from assets import bbc_titles_recipe
 
 import tfformers
 from tfformers.errors import ConfigError
-
-
-def bbc_titles():
-    path = Path(__file__).resolve().parents[1] / "examples" / "bbc_titles.py"
-    spec = importlib.util.spec_from_file_location("bbc_titles", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +61,7 @@ def test_missing_decoder_start_token_is_a_clear_error(tiny_t5):
 def test_a_small_t5_learns_bbc_titles(tmp_path):
     """One epoch (10 steps) on 320 articles lowers the held-out loss on 64 others by half a nat or more (it
     went from 8.11 to 6.95)."""
-    recipe = bbc_titles()
+    recipe = bbc_titles_recipe()
     pairs = recipe.articles()
     model, tokenizer, figures = recipe.train(pairs[64:384], pairs[:64], tmp_path / "vocabulary", epochs=1)
     assert figures["loss_after"] < figures["loss_before"] - 0.5, figures
