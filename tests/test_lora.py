@@ -205,6 +205,8 @@ def test_bad_settings_and_foreign_adapters_are_refused(base_models, tmp_path):
     model.enable_lora(4, target_modules=["query", "value"])
     with pytest.raises(ConfigError, match="already has a LoRA adapter"):
         model.enable_lora(4, target_modules=["key"])
+    with pytest.raises(ConfigError, match="merge_and_unload"):
+        model.save_pretrained(tmp_path / "bert-adapter", saved_model=True)
     model.save_pretrained(tmp_path / "bert-adapter")
 
     _, llama_folder = base_models("llama", "LlamaForCausalLM")

@@ -252,9 +252,14 @@ def _adapter_state(model, adapter):
     return state
 
 
-def save_adapter(model, directory, tokenizer=None):
+def save_adapter(model, directory, tokenizer=None, saved_model=False):
     """Writes the adapter as PEFT's `save_pretrained` does: adapter_config.json and
     adapter_model.safetensors (and the tokenizer, when given), atomically."""
+    if saved_model:
+        raise ConfigError(
+            f"{type(model).__name__} has a LoRA adapter, and save_pretrained writes the adapter only. For a "
+            "SavedModel, call merge_and_unload() first, or export the model with tfformers.export(model, path)."
+        )
     adapter = adapter_of(model)
     state = _adapter_state(model, adapter)
     with atomic_directory(directory, replaced=lambda name: name == ADAPTER_WEIGHTS_NAME,

@@ -467,8 +467,8 @@ class TFPreTrainedModel(keras.Model):
         by default, `serving` as its `serving_default` signature; other versions there stay. The write is
         atomic: the folder holds either the previous content or the complete new model, never a mix.
         """
-        if lora.adapter_of(self) is not None and not saved_model:  # PEFT's save_pretrained: the adapter only
-            return lora.save_adapter(self, save_directory, tokenizer or self.tokenizer)
+        if lora.adapter_of(self) is not None:  # PEFT's save_pretrained: the adapter only
+            return lora.save_adapter(self, save_directory, tokenizer or self.tokenizer, saved_model=saved_model)
         if saved_model and not (isinstance(version, int) and version >= 0):
             raise ValueError(f"version={version!r}: TF Serving reads versions as folder names, use an int >= 0.")
         state = {key: param.to_numpy() for key, param in self.checkpoint_parameters().items()}
