@@ -6,9 +6,9 @@
    articles, accuracy on 445 held-out ones.
 2. SmolLM2-135M-Instruct (Llama, GGUF Q4_1 dequantized to float32) taught INSTRUCTIONS, question/answer
    pairs about a fictional research station written for this benchmark (nothing the model can know): full
-   fine-tuning (Adam, lr 5e-5) or LoRA (r 8, alpha 16, on `q_proj`, `v_proj`; lr 2e-3), batch 8, five epochs, ChatML
+   fine-tuning (Adam, lr 5e-5) or LoRA (r 8, alpha 16, on `q_proj`, `v_proj`; lr 2e-3), batch 8, three epochs, ChatML
    through the model's chat template, loss on the answer tokens only. Reported: that loss before and
-   after, and how many answers greedy decoding reproduces exactly.
+   after.
 
 Each (model, method) runs in a child process of its own, so its peak resident memory (ru_maxrss) is its
 own. Step time is the median over steps after the first (tracing); optimizer state is the bytes of
@@ -186,18 +186,17 @@ def run_minilm(method, quick):
 
 
 def chat_batches(tokenizer, pairs, batch_size):
-    """(tf.data batches of input_ids, attention_mask, labels, prompts): ChatML conversations right-padded
+    """(tf.data batches of input_ids, attention_mask and labels, the same as arrays): ChatML conversations right-padded
     to the longest (a multiple of 8); labels are -100 except on the answer and its <|im_end|>."""
     import tensorflow as tf
 
-    rows, prompts = [], []
+    rows = []
     for question, answer in pairs:
         user = [{"role": "user", "content": question}]
         prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True, return_dict=False)
         full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": answer}], return_dict=False)
         assert full[: len(prompt)] == prompt, "the template renders the prompt as the conversation's start"
         rows.append((full, len(prompt)))
-        prompts.append(prompt)
     length = -(-max(len(ids) for ids, _ in rows) // 8) * 8
     ids = np.zeros((len(rows), length), np.int32)
     mask = np.zeros_like(ids)
@@ -207,7 +206,7 @@ def chat_batches(tokenizer, pairs, batch_size):
         labels[i, prompt_length: len(row)] = row[prompt_length:]
     inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
     data = tf.data.Dataset.from_tensor_slices(inputs).shuffle(len(rows), seed=0).batch(batch_size)
-    return data, inputs, prompts
+    return data, inputs
 
 
 def answer_loss(model, inputs):
@@ -221,16 +220,6 @@ def answer_loss(model, inputs):
     return total / count
 
 
-def exact_answers(model, tokenizer, prompts, pairs):
-    """How many answers greedy decoding reproduces exactly (one left-padded batch, one XLA program)."""
-    length = max(map(len, prompts))
-    ids = np.array([[0] * (length - len(p)) + p for p in prompts], np.int32)
-    mask = np.array([[0] * (length - len(p)) + [1] * len(p) for p in prompts], np.int32)
-    tokens = np.asarray(model.generate(ids, attention_mask=mask, max_new_tokens=24, do_sample=False))
-    answers = [tokenizer.decode(row[ids.shape[1]:], skip_special_tokens=True).strip() for row in tokens]
-    return sum(answer == expected for answer, (_, expected) in zip(answers, pairs)), answers
-
-
 def run_smollm2(method, quick):
     import keras
 
@@ -238,19 +227,18 @@ def run_smollm2(method, quick):
 
     gguf = smollm2_gguf()
     pairs = INSTRUCTIONS[:8] if quick else INSTRUCTIONS
-    epochs = 2 if quick else 5
+    epochs = 1 if quick else 3
     tokenizer = tfformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     keras.utils.set_random_seed(0)
     model = tfformers.TFAutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if method == "lora":
         model.enable_lora(target_modules=["q_proj", "v_proj"], **LORA)
-    data, inputs, prompts = chat_batches(tokenizer, pairs, batch_size=8)
+    data, inputs = chat_batches(tokenizer, pairs, batch_size=8)
     before = answer_loss(model, inputs)
     timer, fit_seconds = fit(model, data, epochs, 2e-3 if method == "lora" else 5e-5)
     after = answer_loss(model, inputs)
-    exact, answers = exact_answers(model, tokenizer, prompts, pairs)
     figures = {**training_figures(model, timer, fit_seconds), "loss_before": before, "loss_after": after,
-               "exact_answers": exact, "pairs": len(pairs), "epochs": epochs, "sample_answer": answers[0]}
+               "pairs": len(pairs), "epochs": epochs}
     if method == "lora":
         figures["adapter_mb"] = adapter_megabytes(model)
     return figures
@@ -316,8 +304,7 @@ def main():
         print(f"\nSmolLM2 on {r['pairs']} question/answer pairs x {r['epochs']} epochs, batch 8; LoRA adapter "
               f"file {r['adapter_mb']:.2f} MB")
         print(table(results, "smollm2", [
-            ("answer loss before -> after", lambda r: f"{r['loss_before']:.3f} -> {r['loss_after']:.3f}"),
-            ("exact answers", lambda r: f"{r['exact_answers']}/{r['pairs']}")]))
+            ("answer loss before -> after", lambda r: f"{r['loss_before']:.3f} -> {r['loss_after']:.3f}")]))
 
 
 if __name__ == "__main__":

@@ -224,3 +224,6 @@ def test_bad_settings_and_foreign_adapters_are_refused(base_models, tmp_path):
     (tmp_path / "bert-adapter" / "adapter_config.json").write_text(json.dumps(settings))
     with pytest.raises(ConfigError, match="use_dora"):
         llama.load_adapter(tmp_path / "bert-adapter")
+    (tmp_path / "bert-adapter" / "adapter_config.json").write_text("{")
+    with pytest.raises(ConfigError, match="adapter_config.json is not valid JSON"):
+        tfformers.TFAutoModelForCausalLM.from_pretrained(tmp_path / "bert-adapter")

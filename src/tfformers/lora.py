@@ -93,11 +93,14 @@ class LoraConfig:
     def from_file(cls, path):
         """The LoraConfig in an adapter_config.json; ConfigError for settings tfformers cannot honour."""
         with open(path, encoding="utf-8") as handle:
-            settings = json.load(handle)
+            try:
+                settings = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"{path} is not valid JSON ({error}); save the adapter again.") from None
         if settings.get("peft_type") != "LORA":
             raise ConfigError(f"{path} is a {settings.get('peft_type')!r} adapter; tfformers loads LoRA adapters only.")
-        used = {name: value for name, value in settings.items() if name in _UNSUPPORTED and value not in (None, {})}
-        refused = {name: value for name, value in used.items() if value != _UNSUPPORTED[name]}
+        refused = {name: value for name, value in settings.items()
+                   if name in _UNSUPPORTED and value not in (None, {}, [], _UNSUPPORTED[name])}
         if refused:
             raise ConfigError(
                 f"{path} sets {refused}, which tfformers' LoRA does not support (plain LoRA on Dense layers, "
