@@ -14,7 +14,7 @@ Each (model, method) runs in a child process of its own, so its peak resident me
 own. Step time is the median over steps after the first (tracing); optimizer state is the bytes of
 Adam's variables; the adapter's size is that of adapter_model.safetensors from `save_pretrained`.
 
-    .venv/bin/python benchmarks/bench_lora.py           # the figures in docs/benchmarks.md (~30 minutes)
+    .venv/bin/python benchmarks/bench_lora.py           # the figures in docs/benchmarks.md
     .venv/bin/python benchmarks/bench_lora.py --quick   # smoke test: fewer articles, epochs and pairs
 """
 
