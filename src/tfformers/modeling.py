@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfformers import checkpoint, hub, sharing
+from tfformers import checkpoint, hub, lora, sharing
 from tfformers import inputs as model_inputs
 from tfformers.checkpoint.gguf import GGUFReader
 from tfformers.config import load_config, load_generation_config
@@ -405,6 +405,8 @@ class TFPreTrainedModel(keras.Model):
         hub_kwargs = dict(
             revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only
         )
+        base = lora.adapter_base_model(source, **hub_kwargs)  # a LoRA adapter: its base model, then it
+        adapter_source, source = (source, base) if base else (None, source)
         config = load_config(source, config, config_overrides, gguf_file, **hub_kwargs)
         config.name_or_path = os.fspath(source)  # where it came from (a model card's base_model)
         cls._check_config(config, source)
@@ -437,6 +439,8 @@ class TFPreTrainedModel(keras.Model):
         if getattr(model, "can_generate", False):
             model.generation_config = load_generation_config(source, config, **hub_kwargs)
         _log_loading_report(report, cls.__name__, source)
+        if adapter_source is not None:
+            model.load_adapter(adapter_source, **hub_kwargs)
         if output_loading_info:
             return model, report.as_dict()
         return model
@@ -475,6 +479,8 @@ class TFPreTrainedModel(keras.Model):
         by default, `serving` as its `serving_default` signature; other versions there stay. The write is
         atomic: the folder holds either the previous content or the complete new model, never a mix.
         """
+        if lora.adapter_of(self) is not None:  # PEFT's save_pretrained: the adapter only
+            return lora.save_adapter(self, save_directory, tokenizer or self.tokenizer, saved_model=saved_model)
         if saved_model and not (isinstance(version, int) and version >= 0):
             raise ValueError(f"version={version!r}: TF Serving reads versions as folder names, use an int >= 0.")
         state = {key: param.to_numpy() for key, param in self.checkpoint_parameters().items()}
@@ -519,6 +525,35 @@ class TFPreTrainedModel(keras.Model):
         """Restores weights and optimizer state pushed by `PushToHubCallback(checkpoint=True)`; returns
         `{"epoch": ...}` to pass as `fit(initial_epoch=...)`. See `tfformers.sharing`."""
         return sharing.load_repo_checkpoint(self, repo_path_or_name, **kwargs)
+
+    # ---------------------------------------------------------------------------------------------- LoRA
+
+    def enable_lora(self, rank=8, target_modules=None, lora_alpha=8, lora_dropout=0.0, modules_to_save=None,
+                    use_rslora=False):
+        """Adds LoRA adapters (rank `rank`, scaled by `lora_alpha / rank`, PEFT's LoraConfig) to the Dense
+        layers `target_modules` names as PEFT matches them (`["query", "value"]`, `["q_proj", "v_proj"]`,
+        `["c_attn"]`) and freezes every other weight but the `modules_to_save` (a classification head by
+        default, as PEFT). `save_pretrained` then writes the adapter only. See `tfformers.lora`."""
+        lora.enable_lora(self, rank, target_modules, lora_alpha, lora_dropout, modules_to_save, use_rslora)
+
+    def load_adapter(self, adapter_name_or_path, **hub_kwargs):
+        """Adds the LoRA adapter PEFT (or `save_pretrained` of a LoRA model) saved in a folder or Hub repo."""
+        lora.load_adapter(self, adapter_name_or_path, **hub_kwargs)
+
+    @property
+    def lora_config(self):
+        """The adapter's `lora.LoraConfig` (PEFT's fields), None without LoRA."""
+        adapter = lora.adapter_of(self)
+        return None if adapter is None else adapter.config
+
+    def merge_and_unload(self):
+        """Adds each adapter's update into its kernel and removes the adapters (the frozen weights train
+        again): a plain model, which `save_pretrained` writes whole. Returns the model, as PEFT does."""
+        return lora.unload(self, merge=True)
+
+    def unload(self):
+        """Removes the adapters without merging them: the base model again. Returns the model."""
+        return lora.unload(self, merge=False)
 
     # ------------------------------------------------------------------------------------------ training
 

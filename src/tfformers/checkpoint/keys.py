@@ -68,7 +68,8 @@ class Parameter:
 def _leaf_parameters(layer):
     if isinstance(layer, keras.layers.Dense):
         transpose = not isinstance(layer, Conv1D)  # GPT-2's Conv1D stores [in, out], as Keras does
-        params = {"weight": Parameter(layer.kernel, transpose=transpose, initializer=layer.kernel_initializer)}
+        # `_kernel` is the stored variable: `kernel` adds the LoRA update when an adapter is enabled
+        params = {"weight": Parameter(layer._kernel, transpose=transpose, initializer=layer.kernel_initializer)}
         if layer.use_bias:
             params["bias"] = Parameter(layer.bias, initializer=layer.bias_initializer)
         return params
@@ -89,23 +90,38 @@ def _leaf_parameters(layer):
     return None
 
 
-def named_parameters(layer, prefix=""):
-    """{PyTorch key: Parameter} for every variable under `layer`, by the rule in the module docstring."""
-    leaf = _leaf_parameters(layer)
-    if leaf is not None:
-        return {prefix + name: param for name, param in leaf.items()}
-    params = {}
+def named_modules(layer, prefix=""):
+    """(PyTorch module name, layer) for `layer` and every layer under it, parents first, as PyTorch's
+    `named_modules()`; `prefix` is the name of `layer` itself ("" for the root)."""
+    yield prefix, layer
+    if _leaf_parameters(layer) is not None:
+        return
     for attribute, value in vars(layer).items():
         if attribute.startswith("_"):
             continue
-        name = prefix + attribute.rstrip("_")
-        if isinstance(value, keras.Variable):
-            params[name] = Parameter(value)
-        elif isinstance(value, keras.layers.Layer):
-            params.update(named_parameters(value, name + "."))
+        name = _child_name(prefix, attribute.rstrip("_"))
+        if isinstance(value, keras.layers.Layer):
+            yield from named_modules(value, name)
         elif isinstance(value, (list, tuple)) and value and isinstance(value[0], keras.layers.Layer):
             for index, item in enumerate(value):
-                params.update(named_parameters(item, f"{name}.{index}."))
+                yield from named_modules(item, f"{name}.{index}")
+
+
+def _child_name(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+def named_parameters(layer, prefix=""):
+    """{PyTorch key: Parameter} for every variable under `layer`, by the rule in the module docstring."""
+    params = {}
+    for module_name, module in named_modules(layer, prefix.rstrip(".")):
+        leaf = _leaf_parameters(module)
+        if leaf is not None:
+            params.update({_child_name(module_name, name): param for name, param in leaf.items()})
+            continue
+        for attribute, value in vars(module).items():
+            if isinstance(value, keras.Variable) and not attribute.startswith("_"):
+                params[_child_name(module_name, attribute.rstrip("_"))] = Parameter(value)
     return params
 
 

@@ -4,6 +4,7 @@ import importlib
 
 from tfformers.config import load_config
 from tfformers.errors import ConfigError
+from tfformers.lora import adapter_base_model
 from tfformers.modeling import refuse_remote_code
 from tfformers.tasks import TASKS
 
@@ -69,9 +70,8 @@ class _AutoModel:
         )
         loading = {name: kwargs.pop(name) for name in _LOADING_OPTIONS if name in kwargs}
         refuse_remote_code(loading.get("trust_remote_code"), pretrained_model_name_or_path)
-        config = load_config(
-            pretrained_model_name_or_path, config, kwargs, loading.get("gguf_file"), **hub_kwargs
-        )
+        base = adapter_base_model(pretrained_model_name_or_path, **hub_kwargs) or pretrained_model_name_or_path
+        config = load_config(base, config, kwargs, loading.get("gguf_file"), **hub_kwargs)
         model_class = model_class_for(config, cls.task)
         return model_class.from_pretrained(
             pretrained_model_name_or_path, config=config, **hub_kwargs, **loading
