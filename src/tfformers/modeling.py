@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfformers import checkpoint, hub, sharing
+from tfformers import checkpoint, distribute, hub, sharing
 from tfformers import inputs as model_inputs
 from tfformers.checkpoint.gguf import GGUFReader
 from tfformers.config import load_config, load_generation_config
@@ -452,6 +452,7 @@ class TFPreTrainedModel(keras.Model):
         """The PyTorch transformers class with the same weights (`TFBertModel` -> `BertModel`)."""
         return type(self).__name__.removeprefix("TF")
 
+    @distribute.only_chief_writes  # a non-chief worker of a multi-worker strategy saves into a temporary folder
     def save_pretrained(
         self, save_directory, *, max_shard_size="5GB", tokenizer=None, saved_model=False, version=1, signatures=None
     ):
@@ -629,6 +630,20 @@ class TFPreTrainedModel(keras.Model):
         batch = _first_batch(x, y)
         if batch is not None:
             self._symbolic_build(data_batch=self._route_labels(batch))  # as train_step sees the batch
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds from the first batch it reads: a multi-worker strategy then fails
+        # (keras-team/keras#20585, tensorflow/tensorflow#72388; see tfformers.distribute), and the read starts
+        # one more pass over the data (prepare_tf_dataset's seeded order would run one epoch ahead of the same
+        # fit without a strategy). The dataset's element spec gives the same shapes without reading.
+        if iterator is not None and self._distribute_strategy is not None:
+            spec = _first_batch(iterator.data_adapter.get_tf_dataset(), None)
+            iterator, data_batch = None, self._route_labels(spec)  # as train_step sees the batch
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    # Keras 3.15 reduces per-step logs wrongly under a multi-worker strategy: see tfformers.distribute.
+    def _make_function(self, step_function):
+        return super()._make_function(distribute.reducible_step(step_function, self.distribute_strategy))
 
     def _checked_data(self, x, y):
         """(x, y) checked on the host when they are arrays; datasets and generators pass unchanged."""
