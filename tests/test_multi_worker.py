@@ -10,6 +10,7 @@ half of each (the global batch = per-worker batch * 2). docs/distributed.md runs
 
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -175,8 +176,10 @@ def _result(workdir, scenario, index):
 
 @pytest.fixture(scope="module")
 def trained(tiny_folder, tmp_path_factory, hub):
-    """Both workers train (shuffled, 2 epochs), save_pretrained, push_to_hub and a PushToHubCallback; each
-    worker has its own Hub token, so the Hub's request log tells which worker talked to it."""
+    """One launch of both workers: they train (shuffled, 2 epochs), save_pretrained, push_to_hub and run a
+    PushToHubCallback, each with its own Hub token, so the Hub's request log tells which worker talked to
+    it. Then they start the BackupAndRestore run: worker 1 stops after batch KILL_AT[1] of epoch KILL_AT[0]
+    and is killed (SIGKILL); worker 0, blocked in the next all-reduce, is killed too."""
     from conftest import HUB_TOKEN, HUB_USER
 
     workdir = tmp_path_factory.mktemp("trained")
@@ -185,7 +188,11 @@ def trained(tiny_folder, tmp_path_factory, hub):
     env = {0: {"HF_TOKEN": HUB_TOKEN}, 1: {"HF_TOKEN": worker_token}}
     hub.clear_requests()
     with Cluster("train", workdir, env) as cluster:
-        cluster.join()
+        cluster.wait_for(workdir / "stopped-worker1")
+        cluster.processes[1].send_signal(signal.SIGKILL)
+        cluster.processes[1].wait(timeout=30)
+        cluster.processes[0].kill()
+        cluster.processes[0].wait(timeout=30)
     return workdir, [_result(workdir, "train", i) for i in range(WORKERS)], worker_token
 
 
@@ -231,30 +238,27 @@ def test_only_the_chief_writes_and_pushes(trained, hub):
     assert worker_token not in tokens, "the non-chief worker talked to the Hub"
 
 
-def test_backup_and_restore_resumes_after_a_worker_is_killed(tiny_folder, tmp_path):
-    """Worker 1 stops after batch KILL_AT[1] of epoch KILL_AT[0] and is killed (SIGKILL); worker 0, blocked in
-    the next all-reduce, is killed too. Both restart: BackupAndRestore (a backup at each epoch end) restores
-    the weights and optimizer of the end of epoch 0 and runs epochs 1 and 2 only. Unshuffled batches, so the
-    re-run epoch sees the batches it saw before: final weights equal an uninterrupted one-process run."""
-    (tmp_path / "folder").write_text(str(tiny_folder))
-    with Cluster("backup", tmp_path) as cluster:
-        cluster.wait_for(tmp_path / "stopped-worker1")
-        cluster.processes[1].send_signal(signal.SIGKILL)
-        cluster.processes[1].wait(timeout=30)
-        cluster.processes[0].kill()
-        cluster.processes[0].wait(timeout=30)
-    assert not (tmp_path / "backup-result0.json").exists()
-    with Cluster("backup", tmp_path) as cluster:
+def test_backup_and_restore_resumes_after_a_worker_is_killed(tiny_folder, trained):
+    """After the killed run (see `trained`), both workers restart: BackupAndRestore (a backup at each epoch
+    end, one folder per worker) restores the weights and optimizer of the end of epoch 0 and runs epochs 1
+    and 2 only. Unshuffled batches, so the re-run epoch sees the batches it saw before: the final weights
+    equal an uninterrupted one-process run."""
+    workdir = trained[0]
+    for index in range(WORKERS):
+        metadata = json.loads((workdir / f"backup-worker{index}" / "training_metadata.json").read_text())
+        assert metadata["epoch"] == KILL_AT[0], "the last backup before the kill: the end of epoch 0"
+    assert not (workdir / "backup-result0.json").exists()
+    with Cluster("backup", workdir) as cluster:
         cluster.join()
 
     single, history = _one_process(tiny_folder, shuffle=False, epochs=3)
     expected = _weights(single)
     for index in range(WORKERS):
-        result = _result(tmp_path, "backup", index)
+        result = _result(workdir, "backup", index)
         assert result["epochs_run"] == [1, 2], "resumed after the last backup (end of epoch 0)"
         assert _max_difference(result["weights"], expected) <= WEIGHTS_ATOL
         np.testing.assert_allclose(result["history"], history[1:], atol=1e-6)
-        assert not (tmp_path / f"backup-worker{index}").exists(), "the backup is removed when training ends"
+        assert not (workdir / f"backup-worker{index}").exists(), "the backup is removed when training ends"
 
 
 # --------------------------------------------------------------------------- the worker (run as a script)
@@ -312,11 +316,7 @@ class EpochsRun(keras.callbacks.Callback):
 
 
 def _worker(scenario, workdir):
-    import pathlib
-
     import tensorflow as tf
-
-    import tfformers
 
     workdir = pathlib.Path(workdir)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -325,30 +325,42 @@ def _worker(scenario, workdir):
     result = {"num_replicas_in_sync": strategy.num_replicas_in_sync}
     if scenario == "train":
         result["plain_keras_errors"] = _plain_keras_errors(strategy)
+        _train_save_push(strategy, folder, workdir, index, result)
+    _backup_run(strategy, folder, workdir, index, scenario)
+
+
+def _train_save_push(strategy, folder, workdir, index, result):
+    import tfformers
+
     with strategy.scope():
         model = _compiled(folder)
-    if scenario == "train":
-        distributed = strategy.experimental_distribute_dataset(_dataset(model, shuffle=True))  # a copy to look at
-        labels = next(iter(distributed))[1]
-        result["per_replica_batch"] = int(strategy.experimental_local_results(labels)[0].shape[0])
-        repo = f"mw-callback-{workdir.name}"
-        callback = tfformers.PushToHubCallback(workdir / f"callback-worker{index}", save_strategy="no",
-                                               hub_model_id=repo)
-        result["history"] = model.fit(_dataset(model, shuffle=True), epochs=2, verbose=0,
-                                      callbacks=[callback]).history["loss"]
-        result["callback_repo"] = callback.repo_id
-        model.save_pretrained(workdir / f"saved-by-worker{index}")
-        pushed = model.push_to_hub(f"mw-push-{workdir.name}")
-        result["pushed"] = None if pushed is None else pushed.repo_url.repo_id
-    else:
-        epochs_run = EpochsRun()
-        callbacks = [keras.callbacks.BackupAndRestore(workdir / f"backup-worker{index}"), epochs_run]
-        marker = workdir / f"stopped-worker{index}"
-        if index == 1 and not marker.exists():
-            callbacks.append(StopToBeKilled(marker))
-        result["history"] = model.fit(_dataset(model, shuffle=False), epochs=3, verbose=0,
-                                      callbacks=callbacks).history["loss"]
-        result["epochs_run"] = epochs_run.epochs
+    distributed = strategy.experimental_distribute_dataset(_dataset(model, shuffle=True))  # a copy to look at
+    labels = next(iter(distributed))[1]
+    result["per_replica_batch"] = int(strategy.experimental_local_results(labels)[0].shape[0])
+    callback = tfformers.PushToHubCallback(workdir / f"callback-worker{index}", save_strategy="no",
+                                           hub_model_id=f"mw-callback-{workdir.name}")
+    result["history"] = model.fit(_dataset(model, shuffle=True), epochs=2, verbose=0,
+                                  callbacks=[callback]).history["loss"]
+    result["callback_repo"] = callback.repo_id
+    model.save_pretrained(workdir / f"saved-by-worker{index}")
+    pushed = model.push_to_hub(f"mw-push-{workdir.name}")
+    result["pushed"] = None if pushed is None else pushed.repo_url.repo_id
+    _write_result(workdir, "train", index, result, model)
+
+
+def _backup_run(strategy, folder, workdir, index, scenario):
+    """3 unshuffled epochs with a BackupAndRestore per worker; in the first launch worker 1 stops to be killed."""
+    with strategy.scope():
+        model = _compiled(folder)
+    epochs_run = EpochsRun()
+    callbacks = [keras.callbacks.BackupAndRestore(workdir / f"backup-worker{index}"), epochs_run]
+    if scenario == "train" and index == 1:
+        callbacks.append(StopToBeKilled(workdir / "stopped-worker1"))
+    history = model.fit(_dataset(model, shuffle=False), epochs=3, verbose=0, callbacks=callbacks).history["loss"]
+    _write_result(workdir, "backup", index, {"history": history, "epochs_run": epochs_run.epochs}, model)
+
+
+def _write_result(workdir, scenario, index, result, model):
     np.savez(workdir / f"{scenario}-weights{index}.npz", **_weights(model))
     with open(workdir / f"{scenario}-result{index}.json", "w") as f:
         json.dump(result, f)
