@@ -203,6 +203,7 @@ def test_two_workers_train_as_one_process_on_the_same_global_batches(tiny_folder
     for result in results:
         assert result["num_replicas_in_sync"] == WORKERS
         assert result["per_replica_batch"] == GLOBAL_BATCH // WORKERS
+        assert "Pass seed=<int>, the same on every worker" in result["unseeded_shuffle_error"]
         assert _max_difference(result["weights"], expected) <= WEIGHTS_ATOL
         np.testing.assert_allclose(result["history"], history, atol=1e-6)  # the global mean loss per epoch
     initial = _weights(_compiled(tiny_folder))
@@ -337,6 +338,10 @@ def _train_save_push(strategy, folder, workdir, index, result):
     distributed = strategy.experimental_distribute_dataset(_dataset(model, shuffle=True))  # a copy to look at
     labels = next(iter(distributed))[1]
     result["per_replica_batch"] = int(strategy.experimental_local_results(labels)[0].shape[0])
+    try:
+        model.prepare_tf_dataset(_rows(), batch_size=GLOBAL_BATCH, shuffle=True)
+    except tfformers.errors.InputError as error:
+        result["unseeded_shuffle_error"] = str(error)
     callback = tfformers.PushToHubCallback(workdir / f"callback-worker{index}", save_strategy="no",
                                            hub_model_id=f"mw-callback-{workdir.name}")
     result["history"] = model.fit(_dataset(model, shuffle=True), epochs=2, verbose=0,

@@ -30,6 +30,8 @@ import tensorflow as tf
 from keras.src import tree
 from keras.src.backend.tensorflow.trainer import _collective_all_reduce_multi_worker
 
+from tfformers.errors import InputError
+
 
 def is_chief(strategy) -> bool:
     """True on the worker that writes shared output: the chief of a multi-worker cluster (the "chief"
@@ -49,6 +51,19 @@ def only_chief_writes(save):
             return save(model, os.path.join(scratch, os.path.basename(os.fspath(save_directory))), *args, **kwargs)
 
     return save_on_chief
+
+
+def require_shared_order(strategy, shuffle, seed):
+    """InputError for an unseeded shuffle under a multi-worker strategy. `prepare_tf_dataset` shards by data
+    (`AutoShardPolicy.DATA`): every worker makes the same global batches and keeps its part of each, which
+    holds only if all workers draw the same order, i.e. from the same `seed`."""
+    if shuffle and seed is None and _collective_all_reduce_multi_worker(strategy):
+        raise InputError(
+            f"prepare_tf_dataset(shuffle=True) without a seed under a multi-worker strategy "
+            f"({strategy.num_replicas_in_sync} replicas): each worker would shuffle differently and keep its "
+            "part of a different batch, so examples repeat or go missing within an epoch. Pass seed=<int>, the "
+            "same on every worker (each epoch e then uses the order of (seed, e))."
+        )
 
 
 # ------------------------------------------------------------------- Keras 3.15 under a multi-worker strategy

@@ -682,11 +682,15 @@ class TFPreTrainedModel(keras.Model):
         collator never sees the raw text the dataset was tokenized from; `drop_remainder` defaults to
         `shuffle` (training batches all full; an unshuffled evaluation or prediction set loses no example).
         A multiple-choice model's rows (one list of ids per choice, of any lengths) are batched by
-        `DataCollatorForMultipleChoice` unless a `collate_fn` is given."""
+        `DataCollatorForMultipleChoice` unless a `collate_fn` is given.
+
+        Under `MultiWorkerMirroredStrategy` pass the GLOBAL `batch_size` and a `seed`: each worker makes the
+        same batches and keeps its part of each (tf.data auto-sharding by data; docs/distributed.md)."""
         from tfformers.data import prepare_tf_dataset
         from tfformers.data.collators import DataCollatorForMultipleChoice
         from tfformers.data.columns import LABEL_ALIASES
 
+        distribute.require_shared_order(self.distribute_strategy, shuffle, kwargs.get("seed"))
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         if tokenizer is None and getattr(self.config, "pad_token_id", None) is not None:
             kwargs.setdefault("pad_token_id", self.config.pad_token_id)
