@@ -14,7 +14,6 @@ reported on their own. Throughput = global batch / median step time of the chief
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,29 +27,18 @@ CONTENDERS = {"1 process, no strategy": 0, "MWMS, 1 worker": 1, "MWMS, 2 workers
 TIMEOUT = 1800  # seconds for one run
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def run(workers, args, workdir):
     """Starts `workers` MWMS worker processes (0: one process without a strategy) and returns the chief's
     step times in seconds."""
-    ports = _free_ports(max(workers, 1))
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    from tfformers.distribute import local_cluster
+
     result = Path(workdir) / f"steps-{workers}.json"
     processes = []
     try:
-        for index in range(max(workers, 1)):
+        for tf_config in local_cluster(workers) if workers else [None]:
             env = dict(os.environ)
-            if workers:
-                env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+            if tf_config:
+                env["TF_CONFIG"] = tf_config
             command = [sys.executable, __file__, "--worker", str(result), "--batch", str(args.batch),
                        "--seq", str(args.seq), "--steps", str(args.warmup + args.steps)]
             processes.append(subprocess.Popen(command, env=env))

@@ -23,7 +23,9 @@ Both can go when Keras fixes it: `tests/test_multi_worker.py` runs a plain Keras
 """
 
 import functools
+import json
 import os
+import socket
 import tempfile
 
 import tensorflow as tf
@@ -37,6 +39,20 @@ def is_chief(strategy) -> bool:
     """True on the worker that writes shared output: the chief of a multi-worker cluster (the "chief"
     task, else worker 0), and always outside a multi-worker strategy."""
     return strategy.extended.should_checkpoint
+
+
+def local_cluster(workers: int) -> list[str]:
+    """`TF_CONFIG` values for `workers` worker processes on this machine (127.0.0.1, ports free when chosen),
+    worker 0 (the chief) first: a multi-worker run tried on one machine, as the tests and benchmarks do."""
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    finally:
+        for s in sockets:
+            s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
 
 
 def only_chief_writes(save):

@@ -636,8 +636,10 @@ class TFPreTrainedModel(keras.Model):
         # (keras-team/keras#20585, tensorflow/tensorflow#72388; see tfformers.distribute), and the read starts
         # one more pass over the data (prepare_tf_dataset's seeded order would run one epoch ahead of the same
         # fit without a strategy). The dataset's element spec gives the same shapes without reading.
-        if iterator is not None and self._distribute_strategy is not None:
+        spec = None
+        if iterator is not None and self._distribute_strategy is not None:  # None for a DistributedDataset
             spec = _first_batch(iterator.data_adapter.get_tf_dataset(), None)
+        if spec is not None:
             iterator, data_batch = None, self._route_labels(spec)  # as train_step sees the batch
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
