@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfformers import hub, modelcard, sharing
+from tfformers import distribute, hub, modelcard, sharing
 
 __all__ = ["PushToHubCallback", "KerasMetricCallback"]
 
@@ -56,7 +56,8 @@ class PushToHubCallback(keras.callbacks.Callback):
     changed) that raises `HubError` if it fails (a failed background push is only logged). Put callbacks
     that change the weights at the end (EarlyStopping(restore_best_weights=True)) before this one.
     The card (README.md) is regenerated at each push with the history so far, unless the folder or the
-    repo holds a card a person wrote.
+    repo holds a card a person wrote. Under a multi-worker strategy only the chief saves into `output_dir` and
+    pushes; another worker writes nothing and contacts no Hub.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class PushToHubCallback(keras.callbacks.Callback):
         self.skipped = []  # save points skipped because a push was still running: epoch or step numbers
         self.last_commit = None  # CommitInfo of the last push that completed
         self._job: Future | None = None
+        self._chief = True  # the worker that saves and pushes (set when training begins)
         self._write_card = True
         self._step = 0
         self._epochs_done = 0
@@ -103,6 +105,10 @@ class PushToHubCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------------------------------------ hooks
 
     def on_train_begin(self, logs=None):
+        self._step = 0
+        self._chief = distribute.is_chief(self.model.distribute_strategy)
+        if not self._chief:  # another worker of a multi-worker cluster writes nothing
+            return
         self.repo_id = hub.full_repo_id(self.hub_model_id, token=self.hub_token)
         os.makedirs(self.output_dir, exist_ok=True)
         local_card = os.path.join(self.output_dir, sharing.CARD_NAME)
@@ -115,7 +121,6 @@ class PushToHubCallback(keras.callbacks.Callback):
         resumed = modelcard.training_record(self.model).resumed
         self.training_history = [dict(row) for row in resumed.get("history") or []]
         self._epochs_done = int(resumed.get("epoch") or 0)
-        self._step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         # A resumed run starts at `initial_epoch`: rows from later epochs of the earlier run are stale.
@@ -162,6 +167,8 @@ class PushToHubCallback(keras.callbacks.Callback):
         self._job = None
 
     def _push(self, message, label, blocking=False):
+        if not self._chief:
+            return
         if self.push_in_progress:
             self.skipped.append(label)
             logger.info("Skipping the push at %s %s: the previous push to %s is still uploading.",

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfformers import checkpoint, hub, lora, sharing
+from tfformers import checkpoint, distribute, hub, lora, sharing
 from tfformers import inputs as model_inputs
 from tfformers.checkpoint.gguf import GGUFReader
 from tfformers.config import load_config, load_generation_config
@@ -468,6 +468,7 @@ class TFPreTrainedModel(keras.Model):
         """The PyTorch transformers class with the same weights (`TFBertModel` -> `BertModel`)."""
         return type(self).__name__.removeprefix("TF")
 
+    @distribute.only_chief_writes  # a non-chief worker of a multi-worker strategy saves into a temporary folder
     def save_pretrained(
         self, save_directory, *, max_shard_size="5GB", tokenizer=None, saved_model=False, version=1, signatures=None
     ):
@@ -678,6 +679,22 @@ class TFPreTrainedModel(keras.Model):
         if batch is not None:
             self._symbolic_build(data_batch=self._route_labels(batch))  # as train_step sees the batch
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy Keras builds from the first batch it reads: a multi-worker strategy then fails
+        # (keras-team/keras#20585, tensorflow/tensorflow#72388; see tfformers.distribute), and the read starts
+        # one more pass over the data (prepare_tf_dataset's seeded order would run one epoch ahead of the same
+        # fit without a strategy). The dataset's element spec gives the same shapes without reading.
+        spec = None
+        if iterator is not None and self._distribute_strategy is not None:  # None for a DistributedDataset
+            spec = _first_batch(iterator.data_adapter.get_tf_dataset(), None)
+        if spec is not None:
+            iterator, data_batch = None, self._route_labels(spec)  # as train_step sees the batch
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    # Keras 3.15 reduces per-step logs wrongly under a multi-worker strategy: see tfformers.distribute.
+    def _make_function(self, step_function):
+        return super()._make_function(distribute.reducible_step(step_function, self.distribute_strategy))
+
     def _checked_data(self, x, y):
         """(x, y) checked on the host when they are arrays; datasets and generators pass unchanged."""
         if isinstance(x, (Mapping, list, tuple, np.ndarray, tf.Tensor)) and not isinstance(x, tf.data.Dataset):
@@ -715,11 +732,15 @@ class TFPreTrainedModel(keras.Model):
         collator never sees the raw text the dataset was tokenized from; `drop_remainder` defaults to
         `shuffle` (training batches all full; an unshuffled evaluation or prediction set loses no example).
         A multiple-choice model's rows (one list of ids per choice, of any lengths) are batched by
-        `DataCollatorForMultipleChoice` unless a `collate_fn` is given."""
+        `DataCollatorForMultipleChoice` unless a `collate_fn` is given.
+
+        Under `MultiWorkerMirroredStrategy` pass the GLOBAL `batch_size` and a `seed`: each worker makes the
+        same batches and keeps its part of each (tf.data auto-sharding by data; docs/distributed.md)."""
         from tfformers.data import prepare_tf_dataset
         from tfformers.data.collators import DataCollatorForMultipleChoice
         from tfformers.data.columns import LABEL_ALIASES
 
+        distribute.require_shared_order(self.distribute_strategy, shuffle, kwargs.get("seed"))
         tokenizer = tokenizer if tokenizer is not None else self.tokenizer
         if tokenizer is None and getattr(self.config, "pad_token_id", None) is not None:
             kwargs.setdefault("pad_token_id", self.config.pad_token_id)

@@ -46,7 +46,7 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, 
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from tfformers import checkpoint, hub, modelcard
+from tfformers import checkpoint, distribute, hub, modelcard
 from tfformers.errors import CheckpointError, HubError
 from tfformers.fileio import atomic_directory, link_or_copy
 
@@ -102,8 +102,11 @@ def push_to_hub(
     README.md a person wrote, which is kept.
 
     Returns the `huggingface_hub.CommitInfo` (`.oid`, `.commit_url`, `.pr_url`), or with
-    `run_as_future=True` a `Future` of it (pushes run one at a time, in order). Raises `HubError`.
+    `run_as_future=True` a `Future` of it (pushes run one at a time, in order). Raises `HubError`. Under a
+    multi-worker strategy only the chief pushes: another worker returns None.
     """
+    if not distribute.is_chief(model.distribute_strategy):  # the chief of a multi-worker cluster pushes
+        return None
     repo_id = hub.full_repo_id(repo_id, token=token)
     card_kwargs.setdefault("has_tokenizer", tokenizer is not None or getattr(model, "tokenizer", None) is not None)
     workdir = tempfile.mkdtemp(prefix="tfformers-push-")
