@@ -96,7 +96,8 @@ def hub_repo_id(hub):
 LONGEST_MODULES = (
     "test_training.py", "test_vision_training.py", "test_export.py", "test_smollm2.py", "test_xla_compilations.py",
     "test_deployment.py", "test_generation.py", "test_end_to_end.py", "test_parity.py", "test_keras_export.py",
-    "test_example_scripts.py", "test_cli.py", "test_multi_worker.py",
+    "test_example_scripts.py", "test_multi_worker.py", "test_seq2seq_export.py", "test_seq2seq_generation.py",
+    "test_seq2seq_training.py", "test_cli.py", "test_t5.py", "test_bart.py", "test_lora.py",
 )
 
 
