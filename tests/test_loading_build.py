@@ -22,9 +22,16 @@ from tfformers.config import load_config
 from tfformers.errors import CheckpointError
 from tfformers.modeling import TFPreTrainedModel
 
-# One head per architecture with every weight in its own checkpoint (tied LM heads, MLM output biases,
-# RMSNorm weights, ViT's Conv2D patches and [CLS] token), plus ViT.
-CASES = [(arch, arch.heads[1]) for arch in ARCHITECTURES] + [(None, "ViTForImageClassification")]
+# A head with every weight in its own checkpoint for each kind of leaf and variable: BERT's MLM head (an
+# output bias made in __init__, the decoder tied to the embeddings), GPT-2's Conv1D and tied LM head, Llama's
+# RMSNorm weights, ViT's Conv2D patches and [CLS] token. test_parity loads every registered head this way.
+_BY_NAME = {arch.name: arch for arch in ARCHITECTURES}
+CASES = [
+    (_BY_NAME["bert"], "BertForMaskedLM"),
+    (_BY_NAME["gpt2"], "GPT2LMHeadModel"),
+    (_BY_NAME["llama"], "LlamaForCausalLM"),
+    (None, "ViTForImageClassification"),
+]
 
 
 def _config(arch, head):
