@@ -10,8 +10,14 @@ tf.function trace time and the XLA trace + compile time are reported on their ow
     .venv/bin/python benchmarks/bench_inference.py --models minilm --batch 8 --seq 64
 
 Models (see common.py): `minilm` is the real all-MiniLM-L6-v2; `bert-base` a random BERT-base checkpoint.
+Peak memory while loading is measured in a fresh process per library (/proc/self/status), as the growth of
+the peak resident size over the size after the imports, and compared with the size of the weights.
 """
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
 from common import (
@@ -21,6 +27,7 @@ from common import (
     make_inputs,
     median,
     paired_speedup,
+    quiet_libraries,
     start,
     summarize,
     timed_first_call,
@@ -60,6 +67,47 @@ def bench_loading(name, folder, rounds):
         results[label] = ({key: median(value) for key, value in times.items()},
                           paired_speedup(times, "tfformers", "PyTorch"))
     return results
+
+
+def _status_bytes(field):
+    """A size from /proc/self/status (`VmRSS`, `VmHWM`), in bytes."""
+    with open("/proc/self/status") as handle:
+        line = next(line for line in handle if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+
+def _load_peak_growth(library, folder):
+    """In a fresh process: how far the peak resident size rises above the size after the imports while
+    `library` loads `folder` (bytes). Resident pages of memory-mapped files count as well as allocations."""
+    if library == "tfformers":
+        import tensorflow  # noqa: F401
+
+        import tfformers
+
+        load = tfformers.TFAutoModel.from_pretrained
+    else:
+        import torch  # noqa: F401
+        import transformers
+
+        load = transformers.AutoModel.from_pretrained
+    quiet_libraries()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # resets the peak (VmHWM) to the current resident size
+    before = _status_bytes("VmRSS")
+    model = load(folder)  # noqa: F841  (alive while the peak is read)
+    return _status_bytes("VmHWM") - before
+
+
+def bench_loading_memory(folder, rounds):
+    """{library: median peak growth in bytes}, each measured in its own fresh process per round, and the
+    size of the weights (the safetensors files)."""
+    growth = {"tfformers": [], "PyTorch": []}
+    for _ in range(rounds):
+        for library in growth:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                growth[library].append(pool.submit(_load_peak_growth, library, str(folder)).result())
+    weights = sum(os.path.getsize(path) for path in Path(folder).glob("*.safetensors"))
+    return {library: median(values) for library, values in growth.items()}, weights
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -135,6 +183,18 @@ def print_loading(results):
           "(above 1x: tfformers loads faster).")
 
 
+def print_loading_memory(results):
+    print("\n### Peak memory while loading (median, a fresh process each)\n")
+    print("| model | weights | tfformers | / weights | PyTorch | / weights |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, (growth, weights) in results.items():
+        tf_growth, pt_growth = growth["tfformers"], growth["PyTorch"]
+        print(f"| {name} | {weights / 2**20:.0f} MiB | {tf_growth / 2**20:.0f} MiB | {tf_growth / weights:.2f}x "
+              f"| {pt_growth / 2**20:.0f} MiB | {pt_growth / weights:.2f}x |")
+    print("\npeak: the rise of the peak resident size (VmHWM) over the size after the imports, while "
+          "from_pretrained runs.")
+
+
 def print_inference(results, batch, seq):
     print(f"\n### Forward throughput, batch {batch} x sequence {seq}, padded (median)\n")
     print("| model | contender | ms / batch | sequences/s | GFLOP/s | vs PyTorch | first call | max abs diff |")
@@ -171,11 +231,13 @@ def main(argv=None):
     parser = argument_parser(__doc__.split("\n\n")[0], batch=32)
     parser.add_argument("--load-rounds", type=int, help="load repetitions per library (default 7, quick 2)")
     parser.add_argument("--rounds", type=int, help="timed batches per contender (default 15, quick 2)")
+    parser.add_argument("--memory-rounds", type=int, help="processes per library for peak memory (default 3, quick 1)")
     parser.add_argument("--skip-loading", action="store_true")
     parser.add_argument("--skip-inference", action="store_true")
     args = parser.parse_args(argv)
 
     load_rounds = args.load_rounds or (2 if args.quick else 7)
+    memory_rounds = args.memory_rounds or (1 if args.quick else 3)
     rounds = args.rounds or (2 if args.quick else 15)
     folders = start(args.models, parser)
     names = list(folders)
@@ -186,6 +248,7 @@ def main(argv=None):
             print(f"loading {name} x {load_rounds} ...", flush=True)
             loading[name] = bench_loading(name, folders[name], load_rounds)
         print_loading(loading)
+        print_loading_memory({name: bench_loading_memory(folders[name], memory_rounds) for name in names})
 
     if not args.skip_inference:
         inference = {}

@@ -254,13 +254,16 @@ class TFPreTrainedModel(keras.Model):
         return {"input_ids": tf.constant([ids] if self.task == "multiple-choice" else ids, dtype=tf.int32)}
 
     def build_with_dummy_inputs(self):
+        # The leaves (Dense, ...) build on the eager dummy call.
+        self._mark_composite_layers_built()
+        self(self.dummy_inputs, training=False)
+
+    def _mark_composite_layers_built(self):
         # Composite layers create no variables of their own beyond __init__; marking them built skips
-        # Keras' symbolic trace of every nested call (quadratic in depth), and the leaves (Dense, ...)
-        # build on the eager dummy call.
+        # Keras' symbolic trace of every nested call (quadratic in depth).
         for layer in self._flatten_layers(include_self=True):
             if getattr(layer.build, "_is_default", False):  # Keras' marker of the inherited build()
                 layer.built = True
-        self(self.dummy_inputs, training=False)
 
     # ------------------------------------------------------------------------------ Keras serialization
 
@@ -410,30 +413,21 @@ class TFPreTrainedModel(keras.Model):
         config = load_config(source, config, config_overrides, gguf_file, **hub_kwargs)
         config.name_or_path = os.fspath(source)  # where it came from (a model card's base_model)
         cls._check_config(config, source)
-        with _dtype_policy(dtype), deferred_initialization():
-            model = cls(config)
-            model.build_with_dummy_inputs()
 
         def resolve(filename, required):
             return hub.resolve_file(source, filename, required=required, **hub_kwargs)
 
-        if gguf_file is not None:
-            reader = GGUFReader(resolve(gguf_file, required=True))
-        else:
-            reader = checkpoint.open_reader(checkpoint.checkpoint_files(resolve, source, legacy_h5=True))
-        params = model.checkpoint_parameters()
-        try:
-            report = checkpoint.load_parameters(
-                params,
-                reader,
-                base_model_prefix=cls.base_model_prefix,
-                tied_keys=model.tied_weights_keys,
-                ignored_unexpected=cls.ignored_unexpected_keys,
-                ignore_mismatched_sizes=ignore_mismatched_sizes,
-            )
-        finally:
-            if hasattr(reader, "close"):  # h5 files stay open (and locked) until closed
-                reader.close()
+        with _dtype_policy(dtype), deferred_initialization():
+            model = cls(config)
+            if gguf_file is not None:
+                reader = GGUFReader(resolve(gguf_file, required=True))
+            else:
+                reader = checkpoint.open_reader(checkpoint.checkpoint_files(resolve, source, legacy_h5=True))
+            try:
+                params, report = model._build_and_load(reader, ignore_mismatched_sizes)
+            finally:
+                if hasattr(reader, "close"):  # h5 files stay open (and locked) until closed
+                    reader.close()
         for key in report.missing_keys:  # built deferred (zeros): draw their initial values now
             params[key].initialize()
         if getattr(model, "can_generate", False):
@@ -453,13 +447,44 @@ class TFPreTrainedModel(keras.Model):
                 "use the TFAuto* class for this task to pick the right architecture."
             )
 
+    def _build_and_load(self, reader, ignore_mismatched_sizes):
+        """Builds the model holding `reader`'s tensors and returns (checkpoint_parameters(), report).
+
+        Leaves the checkpoint sizes are built from it, each variable created with its tensor
+        (`checkpoint.building`); only when some layer is left unbuilt (a new head) does a forward pass on
+        dummy inputs build it. Tensors not loaded at creation are assigned by `checkpoint.load_parameters`,
+        which reports missing, unexpected and mismatched keys."""
+        preloaded = checkpoint.build_from_checkpoint(
+            self,
+            reader,
+            checkpoint_key=self._checkpoint_key,
+            base_model_prefix=self.base_model_prefix,
+            tied_keys=self.tied_weights_keys,
+        )
+        self._mark_composite_layers_built()
+        if not all(layer.built for layer in self._flatten_layers(include_self=True)):
+            self.build_with_dummy_inputs()
+        params = self.checkpoint_parameters()
+        report = checkpoint.load_parameters(
+            params,
+            reader,
+            base_model_prefix=self.base_model_prefix,
+            tied_keys=self.tied_weights_keys,
+            ignored_unexpected=self.ignored_unexpected_keys,
+            ignore_mismatched_sizes=ignore_mismatched_sizes,
+            preloaded=preloaded,
+        )
+        return params, report
+
+    def _checkpoint_key(self, key):
+        """The checkpoint key of a layer-tree key: a base model's lack the backbone's prefix, as PyTorch's
+        (`bert.embeddings...` is `embeddings...` in BertModel)."""
+        prefix = self.base_model_prefix + "."
+        return key[len(prefix):] if self.is_base_model and key.startswith(prefix) else key
+
     def checkpoint_parameters(self):
         """{PyTorch state-dict key: Parameter} for this model's variables."""
-        params = checkpoint.named_parameters(self)
-        if self.is_base_model:
-            prefix = self.base_model_prefix + "."
-            params = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in params.items()}
-        return params
+        return {self._checkpoint_key(key): param for key, param in checkpoint.named_parameters(self).items()}
 
     # -------------------------------------------------------------------------------------------- saving
 

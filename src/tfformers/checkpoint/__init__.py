@@ -1,6 +1,7 @@
 """Checkpoints: the key rule (`keys`) and the file formats that feed it (safetensors, transformers 4.x
 TensorFlow's `tf_model.h5`, GGUF)."""
 
+from tfformers.checkpoint.building import build_from_checkpoint
 from tfformers.checkpoint.h5 import H5Reader, is_h5_file
 from tfformers.checkpoint.keys import LoadingReport, Parameter, load_parameters, named_parameters
 from tfformers.checkpoint.safetensors import (
@@ -28,6 +29,7 @@ __all__ = [
     "LoadingReport",
     "Parameter",
     "SafetensorsReader",
+    "build_from_checkpoint",
     "checkpoint_files",
     "load_parameters",
     "named_parameters",

@@ -1,13 +1,17 @@
-"""safetensors checkpoints: a lazy reader (single file or shards) and a sharding writer.
+"""safetensors checkpoints: a reader (single file or shards) and a sharding writer.
 
-Tensors are read with `safe_open`, one at a time, so shards are never all in memory. A reader gives
-`keys()`, `shape(key)`, `get(key)` and `file_of(key)`; `keys.load_parameters` takes any such reader.
+A reader gives `keys()`, `shape(key)`, `tensor(key)` (a tf.Tensor), `get(key)` (numpy) and `file_of(key)`;
+`keys.load_parameters` and `building.build_from_checkpoint` take any such reader. Tensors are read one at
+a time, so shards are never all in memory.
 """
 
 import json
 import os
 import re
+import struct
 
+import numpy as np
+import tensorflow as tf
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
@@ -19,25 +23,79 @@ SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 
 # ---------------------------------------------------------------------------------------------- reading
 
+# safetensors' dtype names -> (the numpy type the bytes are read as, the TensorFlow dtype). numpy has no
+# bfloat16: its bits are read as uint16 and bitcast by TensorFlow (no copy).
+_DTYPES = {
+    "F64": (np.float64, tf.float64),
+    "F32": (np.float32, tf.float32),
+    "F16": (np.float16, tf.float16),
+    "BF16": (np.uint16, tf.bfloat16),
+    "I64": (np.int64, tf.int64),
+    "I32": (np.int32, tf.int32),
+    "I16": (np.int16, tf.int16),
+    "I8": (np.int8, tf.int8),
+    "U8": (np.uint8, tf.uint8),
+    "BOOL": (np.bool_, tf.bool),
+}
+# TensorFlow's CPU kernels (Eigen) and XLA expect tensor buffers aligned to 64 bytes.
+_ALIGNMENT = 64
+
+
+def _data_layout(path):
+    """{key: (dtype name, shape, first byte, end byte)} from the file's header (8 bytes of little-endian
+    header size, then the JSON header; offsets count from the end of the header). safetensors validates
+    the header when the file is opened; it does not expose these offsets."""
+    with open(path, "rb") as handle:
+        (header_size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(header_size))
+    start = 8 + header_size
+    return {
+        key: (entry["dtype"], tuple(entry["shape"]), start + entry["data_offsets"][0], start + entry["data_offsets"][1])
+        for key, entry in header.items()
+        if key != "__metadata__"
+    }
+
+
+def _aligned_buffer(size):
+    """An uninitialized uint8 array of `size` bytes whose data starts on an `_ALIGNMENT` boundary."""
+    raw = np.empty(size + _ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % _ALIGNMENT
+    return raw[offset:offset + size]
+
+
+def _read_into(path, buffer, position):
+    """Fills `buffer` with the file's bytes from `position` on; False when the file ends first."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        done = 0
+        while done < buffer.size:  # one read returns at most ~2 GiB
+            count = os.preadv(descriptor, [buffer[done:]], position + done)
+            if count == 0:
+                return False
+            done += count
+        return True
+    finally:
+        os.close(descriptor)
+
 
 class SafetensorsReader:
-    """Lazy access to the tensors of one or more safetensors files, by key."""
+    """The tensors of one or more safetensors files, by key, read on demand."""
 
     def __init__(self, files):
-        self._files = {}
+        self._entries = {}
         self._key_to_file = {}
         for path in files:
             try:
-                handle = safe_open(path, framework="np")
+                with safe_open(path, framework="np"):  # validates the header against the file's size
+                    pass
+                layout = _data_layout(path)
             except (SafetensorError, OSError, ValueError) as error:
                 raise CheckpointError(
                     f"Cannot read the safetensors file {path}: {error}. The file is truncated or corrupt; "
                     "delete it (or its Hub cache entry) and download or save it again."
                 ) from None
-            self._files[path] = handle
-            for key in handle.keys():
-                self._key_to_file[key] = path
-        self._size_checked = set()
+            self._entries.update(layout)
+            self._key_to_file.update(dict.fromkeys(layout, path))
 
     def keys(self):
         return self._key_to_file.keys()
@@ -46,17 +104,41 @@ class SafetensorsReader:
         return self._key_to_file[key]
 
     def shape(self, key):
-        return tuple(self._files[self._key_to_file[key]].get_slice(key).get_shape())
+        return self._entries[key][1]
 
-    def get(self, key):
+    def tensor(self, key):
+        """The tensor as a tf.Tensor, read from the file straight into a buffer that TensorFlow then owns
+        (DLPack): one copy, and no memory-mapped pages that would count in the process's memory."""
         path = self._key_to_file[key]
+        dtype, shape, first, end = self._entries[key]
+        if dtype not in _DTYPES:
+            raise CheckpointError(
+                f"Tensor {key!r} in {path} is stored as {dtype}, which tfformers does not load; use a checkpoint "
+                f"in one of {', '.join(_DTYPES)}."
+            )
+        storage, tf_dtype = _DTYPES[dtype]
+        buffer = _aligned_buffer(end - first)
         try:
-            return self._files[path].get_tensor(key)
-        except (SafetensorError, OSError, ValueError) as error:
+            complete = _read_into(path, buffer, first)
+        except OSError as error:
             raise CheckpointError(
                 f"Cannot read tensor {key!r} from {path}: {error}. The file is corrupt; download or save "
                 "it again."
             ) from None
+        if not complete:
+            raise CheckpointError(
+                f"{path} ends inside tensor {key!r}: the file was truncated after it was opened. Download or "
+                "save it again."
+            )
+        array = buffer.view(storage).reshape(shape)
+        if storage is np.bool_:  # DLPack has no portable boolean type
+            return tf.constant(array)
+        value = tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        return value if value.dtype == tf_dtype else tf.bitcast(value, tf_dtype)
+
+    def get(self, key):
+        """The tensor as a numpy array (bfloat16 as TensorFlow's numpy bfloat16 type)."""
+        return self.tensor(key).numpy()
 
 
 # Weight files tfformers recognises but does not load: (names, why and what to do instead).

@@ -17,9 +17,10 @@ _deferred = contextvars.ContextVar("tfformers_deferred_initialization", default=
 def deferred_initialization():
     """Inside, `TruncatedNormal` gives zeros instead of drawing random numbers.
 
-    `from_pretrained` builds its model inside: the checkpoint overwrites almost every weight, and drawing
-    110M truncated-normal values that are thrown away costs more than the rest of loading a BERT-base.
-    The weights the checkpoint lacks are initialized for real afterwards (`Parameter.initialize`).
+    `from_pretrained` builds its model inside: variables it cannot create from the checkpoint (those made in
+    a layer's `__init__`, a new head) are created deferred, then assigned their tensor or, for weights the
+    checkpoint lacks, initialized for real afterwards (`Parameter.initialize`): no values are drawn only to
+    be thrown away.
     """
     token = _deferred.set(True)
     try:
