@@ -54,10 +54,15 @@ def bbc_titles(count):
 
 
 
-def fashion_mnist_recipe():
-    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
-    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist.py"
-    spec = importlib.util.spec_from_file_location("fashion_mnist", path)
+def example_module(name):
+    """examples/<name>.py, loaded as a module (the examples folder is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def fashion_mnist_recipe():
+    """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
+    return example_module("fashion_mnist")
