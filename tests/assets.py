@@ -54,8 +54,8 @@ def bbc_titles(count):
 
 
 
-def _example(name):
-    """examples/<name>.py as a module (examples are scripts, not a package)."""
+def example_module(name):
+    """examples/<name>.py, loaded as a module (the examples folder is not a package)."""
     path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -65,9 +65,9 @@ def _example(name):
 
 def fashion_mnist_recipe():
     """examples/fashion_mnist.py (the Fashion-MNIST loader and the small-ViT recipe the demo runs)."""
-    return _example("fashion_mnist")
+    return example_module("fashion_mnist")
 
 
 def bbc_titles_recipe():
     """examples/bbc_titles.py (BBC articles as (body, title) pairs, the T5 vocabulary and training recipe)."""
-    return _example("bbc_titles")
+    return example_module("bbc_titles")

@@ -272,8 +272,9 @@ def test_keras_metric_callback_takes_arrays_and_chooses_outputs_and_labels(model
 
 
 def test_keras_metric_callback_can_score_generated_sequences(model, monkeypatch):
-    def generate(inputs, max_new_tokens):  # a stand-in for a decoder's generate()
-        return tf.concat([inputs["input_ids"], tf.fill([tf.shape(inputs["input_ids"])[0], max_new_tokens], 7)], 1)
+    def generate(input_ids, attention_mask, max_new_tokens):  # a stand-in for a decoder's generate()
+        assert attention_mask is not None
+        return tf.concat([input_ids, tf.fill([tf.shape(input_ids)[0], max_new_tokens], 7)], 1)
 
     monkeypatch.setattr(model, "generate", generate, raising=False)
     eval_x, eval_y = data(5, seed=3)

@@ -1,8 +1,9 @@
 """transformers 4.x's official TensorFlow example scripts (vendored in tests/examples_4x/, see its README) run to
 the end on tfformers: the training path of each, on a tiny random model saved to a folder and a few examples
-written here, 1 epoch. Each script runs in this process (`runpy`, with its own `sys.argv` and the metric
-scripts' folder as working directory, where `evaluate.load` finds them); run_glue reads GLUE from the local Hub,
-run_image_classification an image folder of PNGs written here.
+written here, 1 epoch (the sequence-to-sequence scripts also their evaluation by generation). Each script runs
+in this process (`runpy`, with its own `sys.argv` and the metric scripts' folder as working directory, where
+`evaluate.load` finds them); run_glue reads GLUE from the local Hub, run_image_classification an image folder
+of PNGs written here.
 
 What is asserted is what the script writes: the saved model loads with the script's TFAuto class, and the
 metrics and predictions files hold what the script computes."""
@@ -17,9 +18,12 @@ import sys
 from pathlib import Path
 
 import datasets
+import nltk
 import numpy as np
 import pytest
 from architectures import _bert_config, _gpt2_config
+from assets import bbc_articles, example_module
+from nltk.tokenize.punkt import PunktTrainer, save_punkt_params
 from PIL import Image
 from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertTokenizerFast, GPT2TokenizerFast
@@ -103,7 +107,7 @@ def _write_json_lines(path, rows):
     return path
 
 
-METRICS = SCRIPTS / "metrics"  # evaluate.load("glue" | "squad" | "seqeval" | "accuracy") finds <name>/<name>.py
+METRICS = SCRIPTS / "metrics"  # evaluate.load("glue" | "squad" | ... | "sacrebleu") finds <name>/<name>.py
 
 
 def test_run_text_classification(work, bert_dir, monkeypatch):
@@ -320,3 +324,81 @@ def test_run_image_classification(work, monkeypatch):
     pixels, labels = _script_validation_pixels(valid)
     accuracy = np.mean(np.argmax(model.predict({"pixel_values": pixels}, batch_size=4).logits, axis=-1) == labels)
     assert json.loads((out / "all_results.json").read_text()) == {"accuracy": pytest.approx(accuracy)}
+
+
+TRANSLATIONS = [("The cat sleeps.", "Pisica doarme."), ("The dog runs.", "Câinele aleargă."),
+                ("I like tea.", "Îmi place ceaiul."), ("The house is big.", "Casa este mare."),
+                ("We read a book.", "Citim o carte."), ("The sun is warm.", "Soarele este cald."),
+                ("She drinks water.", "Ea bea apă."), ("The car is red.", "Mașina este roșie."),
+                ("He eats bread.", "El mănâncă pâine."), ("The city is old.", "Orașul este vechi."),
+                ("They play football.", "Ei joacă fotbal."), ("The sea is blue.", "Marea este albastră.")]
+
+
+@pytest.fixture(scope="module")
+def bbc_summaries():
+    """[{"text": body (first 60 words), "summary": title}] of 20 BBC News articles."""
+    rows = []
+    for text, _ in bbc_articles(per_class=4):
+        title, _, body = text.strip().partition("\n")
+        rows.append({"text": " ".join(body.split()[:60]), "summary": title.strip()})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def t5_dir(work, bbc_summaries):
+    """A one-layer random T5 with a T5 SentencePiece tokenizer trained on the BBC texts and the translations."""
+    lines = [row[key] for row in bbc_summaries for key in ("text", "summary")]
+    lines += [sentence for pair in TRANSLATIONS for sentence in pair]
+    folder = example_module("bbc_titles").write_t5_vocabulary(work / "t5", lines, vocab_size=400)
+    tokenizer = tfformers.AutoTokenizer.from_pretrained(folder)
+    config = tfformers.T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=24, num_layers=1, num_heads=2,
+                                pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    tfformers.TFAutoModelForSeq2SeqLM.from_config(config).save_pretrained(folder, tokenizer=tokenizer)
+    return folder
+
+
+@pytest.fixture
+def punkt_english(work, bbc_summaries, monkeypatch):
+    """NLTK's English sentence splitter, trained here on BBC News (nltk's own data is a download): the script
+    looks for the `punkt` package, `nltk.sent_tokenize` reads `punkt_tab` (nltk >= 3.9); both hold the same
+    parameters."""
+    root = work / "nltk_data"
+    monkeypatch.setattr(nltk.data, "path", [str(root), *nltk.data.path])
+    trainer = PunktTrainer()
+    trainer.train(" ".join(row["text"] for row in bbc_summaries), finalize=True)
+    for package in ("punkt", "punkt_tab"):
+        (root / "tokenizers" / package / "english").mkdir(parents=True)
+        save_punkt_params(trainer.get_params(), str(root / "tokenizers" / package / "english"))
+    return root
+
+
+def test_run_summarization(work, t5_dir, bbc_summaries, punkt_english, monkeypatch):
+    """Training, then ROUGE on the validation set by XLA-compiled generation (its KerasMetricCallback)."""
+    train = _write_json_lines(work / "sum_train.json", bbc_summaries[:12])
+    valid = _write_json_lines(work / "sum_val.json", bbc_summaries[12:])
+    out = work / "out_summarization"
+    out.mkdir()  # the script writes its results before anything creates the folder
+    run_script("summarization/run_summarization.py",
+               [*_common(out, t5_dir), "--train_file", train, "--validation_file", valid, "--do_train", "--do_eval",
+                "--max_source_length", 64, "--max_target_length", 16, "--source_prefix", "summarize: "],
+               METRICS, monkeypatch)
+    results = json.loads((out / "all_results.json").read_text())
+    assert set(results) == {"loss", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert results["loss"] > 0 and all(0 <= results[key] <= 100 for key in ("rouge1", "rougeL"))
+    assert type(tfformers.TFAutoModelForSeq2SeqLM.from_pretrained(out)).__name__ == "TFT5ForConditionalGeneration"
+
+
+def test_run_translation(work, t5_dir, monkeypatch):
+    """Training, then SacreBLEU on the validation set by XLA-compiled generation (its KerasMetricCallback)."""
+    rows = [{"translation": {"en": en, "ro": ro}} for en, ro in TRANSLATIONS]
+    train = _write_json_lines(work / "translation_train.json", rows[:8])
+    valid = _write_json_lines(work / "translation_val.json", rows[8:])
+    out = work / "out_translation"
+    out.mkdir()  # the script writes its results before anything creates the folder
+    run_script("translation/run_translation.py",
+               [*_common(out, t5_dir), "--train_file", train, "--validation_file", valid, "--do_train", "--do_eval",
+                "--source_lang", "en", "--target_lang", "ro", "--max_source_length", 32, "--max_target_length", 16,
+                "--source_prefix", "translate English to Romanian: "], METRICS, monkeypatch)
+    results = json.loads((out / "all_results.json").read_text())
+    assert set(results) == {"loss", "bleu"} and results["loss"] > 0 and 0 <= results["bleu"] <= 100
+    assert tfformers.TFAutoModelForSeq2SeqLM.from_pretrained(out).config.d_model == 16

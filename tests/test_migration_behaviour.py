@@ -7,6 +7,7 @@ import datasets
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from architectures import _bert_config, _distilbert_config, _gpt2_config, _roberta_config
 from oracle import max_abs_diff, torch_model, torch_outputs
 
@@ -201,3 +202,37 @@ def test_text_labels_holding_class_ids_are_read_as_integers(tmp_path):
     names = datasets.Dataset.from_dict({"input_ids": [[2, 5, 3]], "label": ["pos"]})
     with pytest.raises(InputError, match="not numbers"):
         model.prepare_tf_dataset(names, batch_size=1, shuffle=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_t5():
+    config = tfformers.T5Config(vocab_size=37, d_model=16, d_kv=4, d_ff=24, num_layers=1, num_heads=2,
+                                pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    return tfformers.TFAutoModelForSeq2SeqLM.from_config(config)
+
+
+def test_the_metric_callback_generates_from_the_source_alone_under_xla(tiny_t5):
+    """4.x's KerasMetricCallback(predict_with_generate=True, use_xla_generation=True) generates from the batch's
+    input_ids and attention_mask only (not from the collator's teacher-forcing decoder_input_ids), in one
+    compiled program; the tokens are those of eager generate."""
+    ids = np.array([[5, 6, 7, 1], [8, 9, 1, 0]])
+    batch = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int32),
+             "decoder_input_ids": np.array([[0, 10, 11, 12], [0, 13, 1, 0]])}
+    labels = np.array([[10, 11, 12, 1], [13, 1, -100, -100]])
+    received = []
+    callback = tfformers.KerasMetricCallback(
+        lambda p: received.append(p) or {"n": 1}, tf.data.Dataset.from_tensors((batch, labels)),
+        predict_with_generate=True, use_xla_generation=True, generate_kwargs={"max_length": 6, "num_beams": 1})
+    callback.set_model(tiny_t5)
+    callback.on_epoch_end(0, {})
+    predictions, seen_labels = received[0]
+    expected = tiny_t5.generate(ids, attention_mask=batch["attention_mask"], max_length=6)
+    np.testing.assert_array_equal(predictions, np.asarray(expected))
+    np.testing.assert_array_equal(seen_labels, labels)
+    assert callback._compiled_generate is not None
+
+
+def test_prepare_tf_dataset_of_no_dataset_is_a_clear_error(tiny_t5):
+    """A script that builds its training set only with --do_train passes None without it (4.x refuses too)."""
+    with pytest.raises(InputError, match="got NoneType"):
+        tiny_t5.prepare_tf_dataset(None, collate_fn=lambda rows: rows, batch_size=2)

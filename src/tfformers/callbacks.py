@@ -210,14 +210,18 @@ class KerasMetricCallback(keras.callbacks.Callback):
             attentions; one output is passed as an array, several as a dict).
         label_cols: label names to take out of an input dict (default: the model's `label_names`).
         batch_size: batch size for `eval_dataset` given as arrays (default 32).
-        predict_with_generate: predictions are `model.generate(inputs, **generate_kwargs)` instead.
+        predict_with_generate: predictions are `model.generate(...)` instead, on the batch's main input
+            (`input_ids`) and `attention_mask` only, as transformers 4.x: teacher-forcing inputs such as the
+            `decoder_input_ids` a seq2seq collator adds are not prompts.
+        use_xla_generation: run that `generate` inside one `tf.function(jit_compile=True)` (one compiled
+            program per input shape, as transformers 4.x).
         generate_kwargs: keyword arguments for `generate`.
 
     Put it before the callbacks that read its metrics: callbacks share `logs` in list order.
     """
 
     def __init__(self, metric_fn, eval_dataset, output_cols=None, label_cols=None, batch_size=None,
-                 predict_with_generate=False, generate_kwargs=None):
+                 predict_with_generate=False, use_xla_generation=False, generate_kwargs=None):
         super().__init__()
         if not callable(metric_fn):
             raise TypeError(f"metric_fn must be callable, got {type(metric_fn).__name__}.")
@@ -229,6 +233,8 @@ class KerasMetricCallback(keras.callbacks.Callback):
         self.label_cols = [label_cols] if isinstance(label_cols, str) else label_cols
         self.predict_with_generate = predict_with_generate
         self.generate_kwargs = dict(generate_kwargs or {})
+        self.use_xla_generation = use_xla_generation
+        self._compiled_generate = None  # the tf.function, made at the first use_xla_generation batch
 
     def _split(self, batch):
         """(inputs, labels or None) of one batch."""
@@ -252,7 +258,7 @@ class KerasMetricCallback(keras.callbacks.Callback):
 
     def _predictions(self, inputs):
         if self.predict_with_generate:
-            return _numpy(self.model.generate(inputs, **self.generate_kwargs))
+            return _numpy(self._generate(inputs))
         outputs = self.model.predict_on_batch(inputs)
         if not isinstance(outputs, Mapping):
             return _numpy(outputs)
@@ -266,6 +272,20 @@ class KerasMetricCallback(keras.callbacks.Callback):
         if len(keys) == 1:
             return _numpy(outputs[keys[0]])
         return {k: _numpy(outputs[k]) for k in keys}
+
+    def _generate(self, inputs):
+        attention_mask = None
+        if isinstance(inputs, Mapping):
+            attention_mask = inputs.get("attention_mask")
+            inputs = inputs[self.model.main_input_name]
+        if not self.use_xla_generation:
+            return self._generate_with_options(inputs, attention_mask)
+        if self._compiled_generate is None:
+            self._compiled_generate = tf.function(self._generate_with_options, jit_compile=True)
+        return self._compiled_generate(inputs, attention_mask)
+
+    def _generate_with_options(self, inputs, attention_mask):
+        return self.model.generate(inputs, attention_mask=attention_mask, **self.generate_kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
         predictions, labels = [], []

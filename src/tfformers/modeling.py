@@ -771,7 +771,7 @@ class TFPreTrainedModel(keras.Model):
             kwargs.setdefault("pad_token_id", self.config.pad_token_id)
         if collate_fn is None and self.task == "multiple-choice":  # rows of choices: padded per choice
             collate_fn = DataCollatorForMultipleChoice(tokenizer)
-        if collate_fn is not None and dataset.column_names is not None:
+        if collate_fn is not None and getattr(dataset, "column_names", None) is not None:
             wanted = set(self.input_names) | set(self.label_names) | set(LABEL_ALIASES)
             dataset = dataset.select_columns([name for name in dataset.column_names if name in wanted])
         if drop_remainder is None and shuffle:  # 4.x: drop_remainder=shuffle; unshuffled, the pipeline decides
