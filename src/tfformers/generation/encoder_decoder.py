@@ -35,19 +35,13 @@ def decoder_start_token_id(generation_config, model_config):
 
 
 def check_source(model, config, input_ids, new_tokens):
-    """InputError/ConfigError for a request the encoder–decoder cannot serve: ids outside the vocabulary,
-    a source or a target beyond the position tables, options that need the encoder's ids."""
+    """InputError/ConfigError for what only an encoder–decoder refuses: a source or a target beyond the
+    position tables, options that need the encoder's ids (generate() checks the ids and options every model
+    shares)."""
     for option, default in _ENCODER_PROMPT_OPTIONS.items():
         value = getattr(config, option, None)
         if value is not None and value != default:
             raise ConfigError(f"generation option {option}={value!r} is not supported for encoder-decoders yet.")
-    vocab_size = model.config.vocab_size
-    if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-        bad = int(input_ids.max()) if input_ids.max() >= vocab_size else int(input_ids.min())
-        raise InputError(
-            f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab_size}) of this model; use "
-            "the tokenizer of this checkpoint."
-        )
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and input_ids.shape[1] > limit:
         raise InputError(
@@ -58,11 +52,6 @@ def check_source(model, config, input_ids, new_tokens):
         raise InputError(
             f"max_new_tokens={new_tokens} plus the decoder start token is beyond the decoder's "
             f"max_position_embeddings={limit}; generate at most {limit - 1} tokens."
-        )
-    if config.num_beams > 1 and config.do_sample:
-        raise ConfigError(
-            "Beam sampling (num_beams > 1 with do_sample=True) is not supported by tfformers' generate(); use "
-            "beam search (do_sample=False) or sampling (num_beams=1)."
         )
 
 

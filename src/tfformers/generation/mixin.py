@@ -152,13 +152,9 @@ class GenerationMixin:
         return int(new_tokens)
 
     def _check_request(self, config, input_ids, new_tokens):
-        vocab_size = self.config.vocab_size
-        if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
-            bad = int(input_ids.max()) if input_ids.max() >= vocab_size else int(input_ids.min())
-            raise InputError(
-                f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab_size}) of this model; "
-                "use the tokenizer of this checkpoint."
-            )
+        """InputError/ConfigError for a causal LM's request: the checks every model shares, and the prompt
+        plus the new tokens within the position table."""
+        self._check_ids_and_search(config, input_ids)
         limit = getattr(self.config, "max_position_embeddings", None)
         length = input_ids.shape[1] + new_tokens
         rope_type = (getattr(self.config, "rope_parameters", None) or {}).get("rope_type")
@@ -173,6 +169,16 @@ class GenerationMixin:
                 f"The prompt ({input_ids.shape[1]} tokens) plus max_new_tokens={new_tokens} is {length} "
                 f"positions, beyond the model's max_position_embeddings={limit}. Shorten the prompt or "
                 f"generate at most {limit - input_ids.shape[1]} tokens."
+            )
+
+    def _check_ids_and_search(self, config, input_ids):
+        """InputError for ids outside the vocabulary; ConfigError for beam sampling."""
+        vocab_size = self.config.vocab_size
+        if input_ids.size and (input_ids.min() < 0 or input_ids.max() >= vocab_size):
+            bad = int(input_ids.max()) if input_ids.max() >= vocab_size else int(input_ids.min())
+            raise InputError(
+                f"input_ids contains token id {bad}, outside the vocabulary [0, {vocab_size}) of this model; "
+                "use the tokenizer of this checkpoint."
             )
         # (GenerationConfig itself refuses num_return_sequences > num_beams and greedy with several)
         if config.num_beams > 1 and config.do_sample:
@@ -267,6 +273,7 @@ class GenerationMixin:
         """An encoder-decoder's eager generate(): the source right-padded to a length bucket (within the
         position table), the decoder's sequences [rows, 1 + steps] from its start token."""
         new_tokens = self._new_token_count(config, explicit_max_length, 1)
+        self._check_ids_and_search(config, input_ids)
         check_source(self, config, input_ids, new_tokens)
         decoder_start_token_id(config, self.config)  # a missing start token is reported before compiling
         config.max_length = 1 + new_tokens  # the decoder's length, as transformers resolves it
