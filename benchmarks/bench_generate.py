@@ -25,10 +25,10 @@ without the prompt's forward pass, to set against it.
 
 import argparse
 import gc
-import time
 
 import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
 from common import (
+    first_calls,
     gpt2_small_dir,
     interleaved,
     median,
@@ -158,12 +158,7 @@ def bench_batch(tf_model, pt_model, batch, prompt_length, new_tokens, rounds, to
     prompts = np.random.default_rng(seed).integers(0, vocab_size, size=(batch, prompt_length))
     runs = contenders(tf_model, pt_model, prompts, new_tokens, torch_compile)
 
-    first_call, outputs = {}, {}
-    for name, run in runs.items():
-        print(f"  first call: {name} ...", flush=True)
-        began = time.perf_counter()
-        outputs[name] = run()
-        first_call[name] = time.perf_counter() - began
+    first_call, outputs = first_calls(runs)
     agreement = check_outputs(outputs, new_tokens)
 
     print(f"  {rounds} timed rounds ...", flush=True)

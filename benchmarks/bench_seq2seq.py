@@ -17,10 +17,9 @@ contenders (see common.py); figures are medians, and the speed-up is the median 
 """
 
 import argparse
-import time
 
 import numpy as np  # noqa: I001  (after common, which sets the Keras backend and TF's log level)
-from common import interleaved, median, paired_speedup, pin_torch_threads, random_checkpoint, start
+from common import first_calls, interleaved, median, paired_speedup, pin_torch_threads, random_checkpoint, start
 
 TFFORMERS, PYTORCH = "tfformers XLA", "PyTorch"
 TARGET = 1.5
@@ -72,12 +71,7 @@ def bench_batch(tf_model, pt_model, batch, source_length, new_tokens, num_beams,
     vocab_size = pt_model.config.vocab_size
     sources = np.random.default_rng(seed).integers(2, vocab_size, size=(batch, source_length))
     runs = contenders(tf_model, pt_model, sources, new_tokens, num_beams)
-    first_call, outputs = {}, {}
-    for name, run in runs.items():
-        print(f"  first call: {name} ...", flush=True)
-        began = time.perf_counter()
-        outputs[name] = run()
-        first_call[name] = time.perf_counter() - began
+    first_call, outputs = first_calls(runs)
     for name, tokens in outputs.items():
         if tokens.shape != (batch, 1 + new_tokens):
             raise RuntimeError(f"{name} returned sequences of shape {tokens.shape}, not {(batch, 1 + new_tokens)}")

@@ -131,6 +131,17 @@ def interleaved(contenders, rounds):
     return times
 
 
+def first_calls(contenders):
+    """({name: seconds}, {name: result}) of each contender's first call (warm-up, compilation), in turn."""
+    seconds, results = {}, {}
+    for name, run in contenders.items():
+        print(f"  first call: {name} ...", flush=True)
+        began = time.perf_counter()
+        results[name] = run()
+        seconds[name] = time.perf_counter() - began
+    return seconds, results
+
+
 def timed_first_call(fn):
     start = time.perf_counter()
     fn()
