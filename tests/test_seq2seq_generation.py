@@ -178,6 +178,27 @@ def test_one_program_per_source_bucket_and_the_encoder_runs_once(pair, monkeypat
     assert np.asarray(first).shape[0] == 3
 
 
+def test_decoder_rows_of_one_source_share_its_cross_attention_keys():
+    """generate() keeps the encoder's output and cross-attention keys once per source; the attention of a
+    source's beams over them equals attention over keys repeated per beam (the layout PyTorch decodes with)."""
+    from tfformers.layers.attention import scaled_dot_product_attention
+    from tfformers.layers.masks import attention_bias
+
+    rng = np.random.default_rng(0)
+    items, beams, heads, source, head_dim = 2, 3, 4, 5, 8
+    query = tf.constant(rng.normal(size=(items * beams, heads, 1, head_dim)), tf.float32)
+    key, value = (tf.constant(rng.normal(size=(items, heads, source, head_dim)), tf.float32) for _ in range(2))
+    bias = attention_bias(tf.constant([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))  # [items, 1, 1, source]
+    shared = scaled_dot_product_attention(query, key, value, bias)
+    repeated = scaled_dot_product_attention(
+        query, *(tf.repeat(x, beams, axis=0) for x in (key, value, bias))
+    )
+    for got, want in zip(shared, repeated):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+    assert np.all(shared[1].numpy()[:beams, :, :, 3:] == 0)  # the first source's padding stays masked
+
+
 def test_generate_inside_a_users_compiled_function(pair):
     """transformers 4.x's `tf.function(model.generate, jit_compile=True)`: the sequences come back padded
     to the full length; the tokens equal the eager call's."""

@@ -92,9 +92,9 @@ class EncoderDecoderCache:
     A decoder layer calls `update(layer_idx, key, value)` for self-attention exactly as a causal LM's does
     (the slots, `advance` and `query_slots` are the self-attention cache's), and
     `cross_attention(layer_idx, project)` for cross-attention: on the first call `project()` gives the
-    layer's keys and values [batch, heads, source_len, head_dim], kept; later calls return them. Beam search
-    reorders only the self-attention cache: a beam always stays within its batch item, whose beams share
-    one encoder output.
+    layer's keys and values [sources, heads, source_len, head_dim], kept; later calls return them. generate()
+    keeps one row per source, which all its decoder rows (beams, returned sequences) read. Beam search
+    reorders only the self-attention cache: a beam always stays within its source's rows.
     """
 
     def __init__(self, self_attention, cross_keys=None, cross_values=None):

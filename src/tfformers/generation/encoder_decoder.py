@@ -2,11 +2,12 @@
 input, run once; the decoder starts from one start token and generates into its own static cache.
 
 Inside the compiled program: the encoder runs on the source batch [batch, source_len] (right-padded to a
-length bucket; padding is masked, and neither relative nor learned positions move with right padding), its
-output is repeated for each beam or returned sequence, and the decoding loops of `search.py` run on a
-decoder prompt of one start token per row. The step function hands the encoder output and its mask to the
+length bucket; padding is masked, and neither relative nor learned positions move with right padding), and
+the decoding loops of `search.py` run on a decoder prompt of one start token per row (batch * beams or
+returned sequences). The step function hands the encoder output and its mask, one row per source, to the
 model with the cache; the first call (the prefill) computes every layer's cross-attention keys and values
-into the `EncoderDecoderCache`, which later steps read.
+into the `EncoderDecoderCache`, once per source, which later steps read: the attention lets each source's
+decoder rows share them (`layers.attention.scaled_dot_product_attention`).
 """
 
 import tensorflow as tf
@@ -59,10 +60,11 @@ def start_decoding(model, source, rows_per_item, start_token_id):
     """Runs the encoder on `source` (a Prompt of [batch, source_len] ids and mask) and returns the decoder's
     Prompt ([batch * rows_per_item, 1] start tokens) and the step function the decoding loops call."""
     encoded = model.get_encoder()(input_ids=source.input_ids, attention_mask=source.attention_mask, training=False)
-    hidden = tf.repeat(encoded.last_hidden_state, rows_per_item, axis=0)  # [rows, source_len, d_model]
-    encoder_outputs = BaseModelOutput(last_hidden_state=hidden)
-    encoder_mask = tf.repeat(source.attention_mask, rows_per_item, axis=0)  # [rows, source_len]
-    rows = hidden.shape[0]
+    # Not repeated per row: cross-attention keys and values are computed and read once per source, its
+    # rows_per_item decoder rows (beams, returned sequences) sharing them.
+    encoder_outputs = BaseModelOutput(last_hidden_state=encoded.last_hidden_state)  # [batch, source_len, d]
+    encoder_mask = source.attention_mask  # [batch, source_len]
+    rows = source.input_ids.shape[0] * rows_per_item
     start = tf.fill([rows, 1], tf.constant(start_token_id, tf.int32))
 
     def step(decoder_input_ids, decoder_mask, positions, cache):

@@ -26,9 +26,14 @@ def scaled_dot_product_attention(query, key, value, bias=None, dropout=None, tra
     matmuls as it is: reshaping it would make XLA copy it on every decoding step). heads is a multiple of
     kv_heads (grouped-query attention: each key/value head serves heads / kv_heads query heads, without
     copying the keys). bias: broadcastable to [batch, heads, q_len, k_len].
+    Keys and values [items, kv_heads, k_len, head_dim] for a query batch of items * group rows are shared
+    by each item's group of rows (an encoder's output by the beams of its source); bias is then
+    [items or 1, 1, 1, k_len].
     Returns (context [batch, heads, q_len, head_dim], probabilities [batch, heads, q_len, k_len]).
     The softmax runs in float32 so half-precision policies neither overflow nor lose the mask.
     """
+    if key.shape.rank == 4 and query.shape[0] != key.shape[0]:
+        return _attention_shared_by_rows(query, key, value, bias, dropout, training, scale)
     scale = float(query.shape[-1]) ** -0.5 if scale is None else scale
     query = query * tf.cast(scale, query.dtype)
     if key.shape.rank == 4 and key.shape[1] == query.shape[1]:  # one key/value head per query head
@@ -46,6 +51,34 @@ def scaled_dot_product_attention(query, key, value, bias=None, dropout=None, tra
     value = _flat(value)
     context = tf.matmul(_rows(probs, value), value)  # [batch * kv_heads, groups * q_len, head_dim]
     return tf.reshape(context, tf.concat([tf.shape(probs)[:3], tf.shape(value)[2:]], axis=0)), probs
+
+
+def _attention_shared_by_rows(query, key, value, bias, dropout, training, scale):
+    """Attention of query rows [items * group, heads, q_len, head_dim] over keys and values with one row
+    per item: each item's rows become query positions of one row, so every key is read once per item,
+    not once per beam, on each decoding step."""
+    items = key.shape[0]
+    if query.shape[0] is None or items is None or query.shape[0] % items:
+        raise ValueError(f"query rows ({query.shape[0]}) are not a multiple of the key rows ({items}).")
+    group = query.shape[0] // items
+    context, probs = scaled_dot_product_attention(
+        _group_rows(query, items), key, value, bias, dropout, training, scale
+    )
+    return _ungroup_rows(context, group), _ungroup_rows(probs, group)
+
+
+def _group_rows(x, items):
+    """[items * group, heads, q_len, last] -> [items, heads, group * q_len, last]."""
+    _, heads, q_len, last = x.shape
+    x = tf.reshape(x, [items, -1, heads, q_len, last])
+    return tf.reshape(tf.transpose(x, [0, 2, 1, 3, 4]), [items, heads, -1, last])
+
+
+def _ungroup_rows(x, group):
+    """[items, heads, group * q_len, last] -> [items * group, heads, q_len, last]."""
+    items, heads, _, last = x.shape
+    x = tf.reshape(x, [items, heads, group, -1, last])
+    return tf.reshape(tf.transpose(x, [0, 2, 1, 3, 4]), [items * group, heads, -1, last])
 
 
 def _flat(x):
