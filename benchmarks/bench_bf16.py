@@ -6,9 +6,10 @@ Three sections, every contender timed interleaved with the others (see common.py
   product ([1, 768] x [768, 3072]) and a 2048² product (the float32 ceiling) in float32 and bfloat16, XLA
   against `torch.nn.functional.linear`: what each library's bfloat16 kernels reach on this CPU;
 - inference: MiniLM forward of a padded batch, tfformers `from_pretrained(dtype=...)` under
-  `tf.function(jit_compile=True)` against PyTorch with the model in bfloat16 (`dtype=torch.bfloat16`) and
-  with the float32 model under `torch.autocast("cpu", dtype=torch.bfloat16)`; "vs PyTorch bf16" compares
-  with the faster of those two, "vs PyTorch fp32" with PyTorch in float32;
+  `tf.function(jit_compile=True)` (and, in bfloat16, without XLA) against PyTorch with the model in
+  bfloat16 (`dtype=torch.bfloat16`) and with the float32 model under `torch.autocast("cpu",
+  dtype=torch.bfloat16)`; "vs PyTorch bf16" compares with the faster of those two, "vs PyTorch fp32" with
+  PyTorch in float32;
 - generation: greedy decoding on GPT-2 small (random weights), tfformers' compiled `generate()` against
   PyTorch's `generate()`, each in float32 and bfloat16 (`--skip-generation` leaves it out).
 
@@ -77,8 +78,13 @@ def bench_inference(folder, batch, seq, rounds):
     runs = {}
     for dtype in ("float32", "bfloat16"):
         model = tfformers.TFAutoModel.from_pretrained(folder, dtype=dtype)
-        forward = tf.function(lambda x, model=model: model(x, training=False).last_hidden_state, jit_compile=True)
-        runs[f"tfformers XLA {dtype}"] = lambda forward=forward: tf.cast(forward(tf_inputs), tf.float32).numpy()
+        for compiler, jit_compile in (("XLA", True), ("tf.function", False)):
+            if compiler == "tf.function" and dtype == "float32":
+                continue  # bench_inference.py times it
+            forward = tf.function(lambda x, model=model: model(x, training=False).last_hidden_state,
+                                  jit_compile=jit_compile)
+            runs[f"tfformers {compiler} {dtype}"] = lambda forward=forward: tf.cast(forward(tf_inputs),
+                                                                                   tf.float32).numpy()
     pt_fp32 = transformers.AutoModel.from_pretrained(folder).eval()
     pt_bf16 = transformers.AutoModel.from_pretrained(folder, dtype=torch.bfloat16).eval()
 
