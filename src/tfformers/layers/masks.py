@@ -3,6 +3,8 @@
 A bias is 0 where a query may attend to a key and the dtype's most negative value where it may not. One
 most-negative value per masked entry (never a sum of two) keeps the arithmetic finite, so a row with no
 allowed key (a left-padding query) becomes uniform, exactly as PyTorch transformers' eager attention does.
+Models build the bias in their compute dtype (`dtype`): Keras casts a block's floating inputs to that dtype,
+and float32's most negative value would become -inf in bfloat16 or float16, turning such a row into NaN.
 """
 
 import tensorflow as tf

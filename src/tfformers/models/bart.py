@@ -231,7 +231,8 @@ class BartEncoder(BartStack):
             inputs_embeds = self.token_embeddings(input_ids, "input_ids")
         check_sequence_length(inputs_embeds.shape[1], self.config.max_position_embeddings)
         hidden_states = self.block_inputs(inputs_embeds, tf.range(tf.shape(inputs_embeds)[1])[None, :], training)
-        bias = attention_bias(attention_mask) if attention_mask is not None else None  # [batch, 1, 1, src]
+        # [batch, 1, 1, src]
+        bias = attention_bias(attention_mask, hidden_states.dtype) if attention_mask is not None else None
 
         def call_block(block, hidden_states):
             return block(hidden_states, bias, training=training)
@@ -264,8 +265,9 @@ class BartDecoder(BartStack):
             inputs_embeds = self.token_embeddings(input_ids, "decoder_input_ids")
         check_decoder_length(inputs_embeds, cache, self.config)
         where = DecoderInputs(inputs_embeds, attention_mask, None, cache)
-        causal_bias = causal_attention_bias(where.attention_mask, where.query_slots)  # [batch, 1, tgt, keys]
-        encoder_bias = attention_bias(encoder_attention_mask) if encoder_attention_mask is not None else None
+        dtype = inputs_embeds.dtype
+        causal_bias = causal_attention_bias(where.attention_mask, where.query_slots, dtype=dtype)  # [batch, 1, tgt, k]
+        encoder_bias = attention_bias(encoder_attention_mask, dtype) if encoder_attention_mask is not None else None
         hidden_states = self.block_inputs(inputs_embeds, where.position_ids, training)
 
         def call_block(block, hidden_states):

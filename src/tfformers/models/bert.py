@@ -232,7 +232,7 @@ class BertMainLayer(keras.layers.Layer):
             attention_mask = tf.ones(tf.shape(hidden_states)[:2], dtype=tf.int32)
         sequence_output, hidden, attentions = self.encoder(
             hidden_states,
-            attention_bias(attention_mask),
+            attention_bias(attention_mask, hidden_states.dtype),
             training=training,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,

@@ -168,7 +168,7 @@ class DistilBertMainLayer(keras.layers.Layer):
             attention_mask = tf.ones(tf.shape(hidden_states)[:2], dtype=tf.int32)
         last_hidden_state, hidden, attentions = self.transformer(
             hidden_states,
-            attention_bias(attention_mask),
+            attention_bias(attention_mask, hidden_states.dtype),
             training=training,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,

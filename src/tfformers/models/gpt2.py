@@ -146,7 +146,8 @@ class GPT2Model(keras.layers.Layer):
         if token_type_ids is not None:  # GPT-2 embeds token types with the token table
             hidden_states += self.wte(check_token_ids(token_type_ids, self.config.vocab_size, "token_type_ids"))
         hidden_states = self.drop(hidden_states, training=training)
-        bias = causal_attention_bias(where.attention_mask, where.query_slots)  # [batch, 1, seq, keys]
+        # [batch, 1, seq, keys]
+        bias = causal_attention_bias(where.attention_mask, where.query_slots, dtype=hidden_states.dtype)
 
         def call_block(block, hidden_states):
             return block(hidden_states, bias, cache=cache, training=training)

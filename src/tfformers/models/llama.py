@@ -157,7 +157,7 @@ class LlamaModel(keras.layers.Layer):
             inputs_embeds = self.embed_tokens(check_token_ids(input_ids, self.config.vocab_size))
         where = DecoderInputs(inputs_embeds, attention_mask, position_ids, cache)
         biases = {  # [batch, 1, seq, keys], one per distinct window
-            window: causal_attention_bias(where.attention_mask, where.query_slots, window)
+            window: causal_attention_bias(where.attention_mask, where.query_slots, window, inputs_embeds.dtype)
             for window in {layer.self_attn.sliding_window for layer in self.layers}
         }
         rope = self.rotary_emb(where.position_ids, inputs_embeds.dtype)

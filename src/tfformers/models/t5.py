@@ -114,7 +114,7 @@ class T5Attention(keras.layers.Layer):
             relative_position, not self.is_decoder, self.num_buckets, self.max_distance
         )
         values = self.relative_attention_bias(buckets)  # [queries, keys, heads]
-        return tf.cast(tf.transpose(values, [2, 0, 1])[None], tf.float32)  # joins the float32 masks
+        return tf.transpose(values, [2, 0, 1])[None]  # in the compute dtype, as the masks
 
     def call(self, hidden_states, bias, key_value_states=None, cache=None, training=False):
         """hidden_states [batch, seq, d_model]; bias: position bias plus mask, [batch or 1, heads or 1,
@@ -309,14 +309,15 @@ class T5Stack(keras.layers.Layer):
         """(self-attention bias [batch, heads, seq, keys]: the first block's position bias plus the mask,
         shared by every block; cross-attention bias [batch, 1, 1, source], None in the encoder)."""
         position_bias = self.block[0].layer[0].SelfAttention.compute_bias
+        dtype = inputs_embeds.dtype  # the compute dtype: the blocks cast the biases to it anyway
         if not self.is_decoder:
             seq = tf.shape(inputs_embeds)[1]
-            padding = attention_bias(_mask_or_ones(attention_mask, inputs_embeds))  # [batch, 1, 1, seq]
+            padding = attention_bias(_mask_or_ones(attention_mask, inputs_embeds), dtype)  # [batch, 1, 1, seq]
             return position_bias(tf.range(seq), seq) + padding, None
         where = DecoderInputs(inputs_embeds, attention_mask, None, cache)  # keys: the cache's slots, if any
-        causal = causal_attention_bias(where.attention_mask, where.query_slots)
+        causal = causal_attention_bias(where.attention_mask, where.query_slots, dtype=dtype)
         self_bias = position_bias(where.query_slots, tf.shape(where.attention_mask)[1]) + causal
-        return self_bias, attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states))
+        return self_bias, attention_bias(_mask_or_ones(encoder_attention_mask, encoder_hidden_states), dtype)
 
 
 def _mask_or_ones(attention_mask, hidden_states):
