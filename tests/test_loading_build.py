@@ -177,3 +177,15 @@ def test_bfloat16_checkpoint_loads(saved, dtype):
         reference = torch_outputs(copy.deepcopy(pt_model).float(), inputs)["last_hidden_state"]
         assert max_abs_diff(model(inputs)["last_hidden_state"], reference) <= 1e-4
 
+
+
+def test_variable_handles_carry_bare_names_and_keras_paths_stay_scoped(saved):
+    """TensorFlow instantiates an eager op's function once per set of attributes; a handle named by its full
+    scope (unique per layer) would instantiate one per variable. Loaded variables' handles carry the bare
+    name; Keras' paths, which saving and optimizers use, keep the layer tree."""
+    arch = ARCHITECTURES[0]
+    _, folder = saved(arch, "BertModel")
+    model = tfformers.TFBertModel.from_pretrained(folder)
+    for variable in model.weights:
+        assert variable.value.name == variable.name + ":0", variable.path
+        assert variable.path.endswith("/" + variable.name) and variable.path.count("/") >= 2, variable.path

@@ -417,7 +417,7 @@ class TFPreTrainedModel(keras.Model):
         def resolve(filename, required):
             return hub.resolve_file(source, filename, required=required, **hub_kwargs)
 
-        with _dtype_policy(dtype), deferred_initialization():
+        with _dtype_policy(dtype), deferred_initialization(), checkpoint.bare_variable_handle_names():
             model = cls(config)
             if gguf_file is not None:
                 reader = GGUFReader(resolve(gguf_file, required=True))

@@ -1,7 +1,7 @@
 """Checkpoints: the key rule (`keys`) and the file formats that feed it (safetensors, transformers 4.x
 TensorFlow's `tf_model.h5`, GGUF)."""
 
-from tfformers.checkpoint.building import build_from_checkpoint
+from tfformers.checkpoint.building import bare_variable_handle_names, build_from_checkpoint
 from tfformers.checkpoint.h5 import H5Reader, is_h5_file
 from tfformers.checkpoint.keys import LoadingReport, Parameter, load_parameters, named_parameters
 from tfformers.checkpoint.safetensors import (
@@ -29,6 +29,7 @@ __all__ = [
     "LoadingReport",
     "Parameter",
     "SafetensorsReader",
+    "bare_variable_handle_names",
     "build_from_checkpoint",
     "checkpoint_files",
     "load_parameters",

@@ -14,6 +14,7 @@ ancestors, so variable paths are those a forward pass gives.
 import contextlib
 
 import keras
+import tensorflow as tf
 from keras.layers import Conv2D, Dense, Embedding, LayerNormalization
 
 from tfformers.checkpoint.keys import children, float_tensor, keras_layout, leaf_slots, match_keys
@@ -64,6 +65,26 @@ _SIZERS = (
     (LayerNormalization, ("weight", "bias"), _layer_norm_input),
     (Embedding, (), _embedding_input),
 )
+
+
+def _bare_handle_name(next_creator, **kwargs):
+    with tf.name_scope(""):  # eager: back to the root scope
+        return next_creator(**kwargs)
+
+
+@contextlib.contextmanager
+def bare_variable_handle_names():
+    """Inside, a TensorFlow variable's handle is named by the variable's own name (`kernel`, `bias`), not its
+    full scope (`tf_bert_model/.../dense_139/kernel`).
+
+    TensorFlow runs each eager op as a function, instantiated and optimized (about 0.5-1 ms) once per
+    distinct set of attributes, and a variable's handle op carries its name as one: with scoped names,
+    which Keras makes unique per layer, every variable of every model instantiates a function of its own,
+    most of the time of creating it. With bare names the handle ops of all kernels share one function.
+    Keras' variable names and paths, which saving, tracking and optimizers use, are unchanged; only the
+    TensorFlow variable's `name` is bare."""
+    with tf.variable_creator_scope(_bare_handle_name):
+        yield
 
 
 class _Disagreement(Exception):
