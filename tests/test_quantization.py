@@ -8,15 +8,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from architectures import _bert_config, _gpt2_config, _llama3_config
+from test_bart import bart_config
+from test_t5 import t5_config
 
 import tfformers
 from tfformers.errors import ConfigError
+from tfformers.layers.core import Conv1D
 
-# (model class, config): an encoder with a tied MLM head, a decoder with tied embeddings, GPT-2's Conv1D
+# (model class, config): an encoder with a tied MLM head, a decoder with tied embeddings, GPT-2's Conv1D,
+# encoder-decoders on shared embeddings (T5 v1.0: tied and rescaled; BART: tied with a logits bias)
 MODELS = {
     "bert": (tfformers.TFBertForMaskedLM, _bert_config),
     "llama": (tfformers.TFLlamaForCausalLM, _llama3_config),
     "gpt2": (tfformers.TFGPT2LMHeadModel, _gpt2_config),
+    "t5": (tfformers.TFT5ForConditionalGeneration, lambda: t5_config("relu")),
+    "bart": (tfformers.TFBartForConditionalGeneration, bart_config),
 }
 
 
@@ -33,10 +39,17 @@ def token_ids(vocab_size, shape=(2, 9), seed=0):
     return tf.constant(np.random.default_rng(seed).integers(3, vocab_size, shape), tf.int32)
 
 
+def model_inputs(model):
+    """Token ids for `model`, and the decoder's for an encoder-decoder."""
+    ids = token_ids(model.config.vocab_size)
+    return {"input_ids": ids, "decoder_input_ids": ids[:, :5]} if model.config.is_encoder_decoder else ids
+
+
 def matrix_leaves(model):
-    """The Dense (Conv1D) and Embedding leaves of `model`, the layers Keras quantizes."""
-    kinds = (keras.layers.Dense, keras.layers.Embedding)
-    return [layer for layer in model._flatten_layers() if isinstance(layer, kinds)]
+    """The Dense, Conv1D and Embedding leaves of `model`, the layers quantized (other subclasses of them, such
+    as BART's learned positions, are left in float by Keras)."""
+    kinds = (keras.layers.Dense, Conv1D, keras.layers.Embedding)
+    return [layer for layer in model._flatten_layers() if type(layer) in kinds]
 
 
 def stored_matrix(layer):
@@ -68,8 +81,8 @@ def float_and_int8():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_int8_weights_are_int8_and_logits_stay_close(float_and_int8, name):
     """Every matrix is stored as int8 with a float scale per output channel (bytes: under 0.4x the float
-    model's; norms and biases stay float), and the logits are within 2% of the float32 ones (max absolute
-    error over the largest logit) without being equal to them."""
+    model's; norms, biases and BART's learned positions stay float), and the logits are within 2% of the
+    float32 ones (max absolute error over the largest logit) without being equal to them."""
     reference, quantized = float_and_int8(name)
     leaves = matrix_leaves(quantized)
     assert leaves and all(stored_matrix(layer).dtype == "int8" for layer in leaves), [
@@ -79,8 +92,8 @@ def test_int8_weights_are_int8_and_logits_stay_close(float_and_int8, name):
     int8_bytes = sum(v.numpy().nbytes for v in quantized.weights)
     assert int8_bytes < 0.4 * float_bytes, (int8_bytes, float_bytes)
 
-    ids = token_ids(reference.config.vocab_size)
-    error = relative_error(quantized(ids).logits.numpy(), reference(ids).logits.numpy())
+    inputs = model_inputs(reference)
+    error = relative_error(quantized(inputs).logits.numpy(), reference(inputs).logits.numpy())
     assert 1e-5 < error < 0.02, error
 
 
