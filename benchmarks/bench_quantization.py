@@ -185,15 +185,14 @@ def main(argv=None):
     parser.add_argument("--ppl-tokens", type=int, default=256)
     parser.add_argument("--new-tokens", type=int, help="tokens generated per call (default 64, quick 8)")
     parser.add_argument("--rounds", type=int, help="timed generate() calls per contender (default 5, quick 1)")
-    parser.add_argument("--skip-bbc", action="store_true", help="leave out the fine-tuning and accuracy part")
+    parser.add_argument("--parts", default="bbc,smollm2", help="comma-separated: bbc (fine-tuning, accuracy), "
+                                                               "smollm2 (perplexity, generation)")
     args = parser.parse_args(argv)
     quick = args.quick
     epochs = args.epochs or (1 if quick else 2)
     ppl_articles = args.ppl_articles or (4 if quick else 32)
     new_tokens = args.new_tokens or (8 if quick else 64)
     rounds = args.rounds or (1 if quick else 5)
-
-    import torch
 
     import tfformers  # noqa: F401  (before the timings: its import is not measured)
 
@@ -202,18 +201,31 @@ def main(argv=None):
     print(environment())
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}; torch threads {threads}", flush=True)
 
-    if not args.skip_bbc:
+    parts = set(args.parts.split(","))
+    if "bbc" in parts:
         accuracy, held_out = bbc_accuracy(epochs, 100 if quick else None)
+        print(f"\nBBC News held-out accuracy, MiniLM fine-tuned in float32 ({held_out} articles, {epochs} epochs): "
+              + ", ".join(f"{form} {value:.2%}" for form, value in accuracy.items()), flush=True)
+    if "smollm2" in parts:
+        smollm2_figures(args.ppl_tokens, ppl_articles, new_tokens, rounds)
+
+
+def smollm2_figures(ppl_tokens, ppl_articles, new_tokens, rounds):
+    """Prints SmolLM2's perplexity and generation speed, float32 against int8, tfformers and PyTorch."""
+    import torch
 
     print("\nloading SmolLM2 (3 tfformers copies, 2 PyTorch) ...", flush=True)
     tf_models, pt_models, tokenizer = smollm2_models()
-    ids = article_ids(tokenizer, ppl_articles, args.ppl_tokens)
-    print(f"perplexity on {len(ids)} articles x {args.ppl_tokens} tokens ...", flush=True)
+    ids = article_ids(tokenizer, ppl_articles, ppl_tokens)
+    print(f"perplexity on {len(ids)} articles x {ppl_tokens} tokens ...", flush=True)
     ppl = {f"tfformers {form}": perplexity(lambda x, m=model: m(x).logits, ids) for form, model in tf_models.items()}
     ppl.update({name: perplexity(lambda x, m=model: m(torch.as_tensor(x, dtype=torch.long)).logits.detach(), ids)
                 for name, model in pt_models.items()})
 
     sizes = {form: sum(v.numpy().nbytes for v in model.weights) / 1e6 for form, model in tf_models.items()}
+    print(f"\nSmolLM2 perplexity, {len(ids)} BBC articles x {ppl_tokens} tokens: "
+          + ", ".join(f"{name} {value:.3f}" for name, value in ppl.items()), flush=True)
+    print("SmolLM2 weights held by tfformers: " + ", ".join(f"{form} {mb:.0f} MB" for form, mb in sizes.items()))
     prompt = ids[:1, :32]
     runs = generation_contenders(tf_models, pt_models, prompt, new_tokens, pad_id(pt_models[PT_FLOAT]))
     first_call, outputs = first_calls(runs)
@@ -221,13 +233,6 @@ def main(argv=None):
     print(f"  {rounds} timed rounds ...", flush=True)
     times = interleaved(runs, rounds)
 
-    print("\n## Results (median)\n")
-    if not args.skip_bbc:
-        print(f"BBC News held-out accuracy, MiniLM fine-tuned in float32 ({held_out} articles): "
-              + ", ".join(f"{form} {value:.2%}" for form, value in accuracy.items()))
-    print(f"SmolLM2 perplexity, {len(ids)} BBC articles x {args.ppl_tokens} tokens: "
-          + ", ".join(f"{name} {value:.3f}" for name, value in ppl.items()))
-    print("SmolLM2 weights held by tfformers: " + ", ".join(f"{form} {mb:.0f} MB" for form, mb in sizes.items()))
     print(f"\nGreedy generation, SmolLM2, batch 1, prompt 32 tokens, {new_tokens} new tokens:\n")
     print("| contender | ms / token | vs its float32 | first call s | tokens equal to tfformers float32 |")
     print("|---|---:|---:|---:|---:|")

@@ -109,16 +109,21 @@ def test_int4_tied_head_reads_the_grouped_table(float_and_int8):
     assert 1e-3 < error < 0.25, error
 
 
-def test_predict_and_keras_weights_round_trip(float_and_int8, tmp_path):
-    """`predict` (its function was traced over the float weights first) runs the int8 model; Keras'
-    `save_weights` keeps the int8 variables and a quantized twin loads them back exactly."""
+def test_predict_serving_and_keras_weights_round_trip(float_and_int8, tmp_path):
+    """`predict` and the `serving` signature (both traced over the float weights first) run the int8 model;
+    Keras' `save_weights` keeps the int8 variables and a quantized twin loads them back exactly."""
     reference, quantized = float_and_int8("bert")
-    inputs = {"input_ids": token_ids(reference.config.vocab_size).numpy()}
+    ids = token_ids(reference.config.vocab_size)
+    inputs = {"input_ids": ids.numpy()}
+    served = {"input_ids": ids, "attention_mask": tf.ones_like(ids), "token_type_ids": tf.zeros_like(ids)}
     twin = build(type(reference), reference.config, reference.get_weights())
     float_logits = twin.predict(inputs, verbose=0).logits
+    twin.serving(served)
     twin.quantize("int8")
-    np.testing.assert_allclose(twin.predict(inputs, verbose=0).logits, quantized(inputs).logits.numpy(), atol=1e-6)
-    assert np.abs(float_logits - twin.predict(inputs, verbose=0).logits).max() > 1e-6
+    int8_logits = quantized(inputs).logits.numpy()
+    np.testing.assert_allclose(twin.predict(inputs, verbose=0).logits, int8_logits, atol=1e-6)
+    np.testing.assert_allclose(twin.serving(served)["logits"].numpy(), int8_logits, atol=1e-6)
+    assert np.abs(float_logits - int8_logits).max() > 1e-6
 
     quantized.save_weights(tmp_path / "model.weights.h5")
     loaded = build(type(reference), reference.config)
