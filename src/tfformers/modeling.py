@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfformers import checkpoint, distribute, hub, lora, sharing
+from tfformers import checkpoint, distribute, hub, lora, quantization, sharing
 from tfformers import inputs as model_inputs
 from tfformers.checkpoint.gguf import GGUFReader
 from tfformers.config import load_config, load_generation_config
@@ -509,6 +509,7 @@ class TFPreTrainedModel(keras.Model):
             return lora.save_adapter(self, save_directory, tokenizer or self.tokenizer, saved_model=saved_model)
         if saved_model and not (isinstance(version, int) and version >= 0):
             raise ValueError(f"version={version!r}: TF Serving reads versions as folder names, use an int >= 0.")
+        quantization.refuse_float_checkpoint(self, "save_pretrained")
         state = {key: param.to_numpy() for key, param in self.checkpoint_parameters().items()}
         config = self.config.__class__.from_dict(self.config.to_dict())
         config.architectures = [self.pytorch_architecture]
@@ -580,6 +581,17 @@ class TFPreTrainedModel(keras.Model):
     def unload(self):
         """Removes the adapters without merging them: the base model again. Returns the model."""
         return lora.unload(self, merge=False)
+
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Keras' `Model.quantize`: the weights of every `Dense`, `Conv1D` and `Embedding` become "int8" (or
+        "int4"; "float8" is Keras' fp8 training mode) with a scale per output channel, and tied LM heads
+        project onto the quantized table. `config` and `filters` are Keras' (a
+        `keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)` keeps activations in float).
+        Functions traced over the float weights (`generate`, `serving`) are traced again."""
+        quantization.check_mode(mode)
+        quantization.run_keras_quantize(super().quantize, mode, config=config, filters=filters, **kwargs)
+        self.__dict__.pop("_tfformers_generate_functions", None)
+        self.__dict__.pop("serving", None)
 
     # ------------------------------------------------------------------------------------------ training
 

@@ -54,6 +54,10 @@ class Conv1D(keras.layers.Dense):
     """A Dense layer whose checkpoint weight is stored [in, out] (GPT-2's `Conv1D`), Keras' own layout: the
     key rule does not transpose it."""
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Dense refuses its subclasses (their call may differ); this one computes exactly what Dense does
+        super().quantize(mode, type_check=False, config=config)
+
 
 def conv1d(units, config):
     return Conv1D(units, kernel_initializer=_initializer(config))

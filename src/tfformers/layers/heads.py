@@ -15,14 +15,19 @@ from tfformers.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from tfformers.quantization import embedding_table
 
 
-def tied_logits(hidden_states, embeddings, bias=None):
-    """Vocabulary logits through the word-embedding matrix: [batch, seq, hidden] x [vocab, hidden]^T
-    (+ bias [vocab]) -> [batch, seq, vocab], in the hidden states' dtype."""
+def tied_logits(hidden_states, embedding, bias=None):
+    """Vocabulary logits through the word-embedding layer's [vocab, hidden] table: [batch, seq, hidden] x
+    [vocab, hidden]^T (+ bias [vocab]) -> [batch, seq, vocab], in the hidden states' dtype. A table quantized
+    by `model.quantize` is multiplied as stored and each vocabulary column scaled back after."""
+    table, row_scale = embedding_table(embedding)
     # as a 2-D product: XLA streams the [vocab, hidden] matrix faster than through a batched matmul
     flat = tf.reshape(hidden_states, [-1, hidden_states.shape[-1]])
-    logits = tf.matmul(flat, tf.cast(embeddings, flat.dtype), transpose_b=True)
+    logits = tf.matmul(flat, tf.cast(table, flat.dtype), transpose_b=True)
+    if row_scale is not None:
+        logits = logits / tf.cast(row_scale, logits.dtype)
     logits = tf.reshape(logits, tf.concat([tf.shape(hidden_states)[:-1], tf.shape(logits)[-1:]], axis=0))
     return logits if bias is None else logits + tf.cast(bias, logits.dtype)
 
@@ -108,7 +113,7 @@ def causal_lm_output(model, out, logits_to_keep=0):
     if logits_to_keep:
         hidden_states = hidden_states[:, -logits_to_keep:]
     lm_head = getattr(model, "lm_head", None)
-    logits = lm_head(hidden_states) if lm_head is not None else tied_logits(hidden_states, model.word_embeddings)
+    logits = lm_head(hidden_states) if lm_head is not None else tied_logits(hidden_states, model.get_input_embeddings())
     return CausalLMOutput(logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
 
 

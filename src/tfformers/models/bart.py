@@ -510,7 +510,7 @@ class TFBartForConditionalGeneration(Seq2SeqLMMixin, TFBartPreTrainedModel):
         if self.lm_head is not None:
             logits = self.lm_head(hidden_states) + tf.cast(self.final_logits_bias, hidden_states.dtype)
         else:
-            logits = tied_logits(hidden_states, self.word_embeddings, self.final_logits_bias)
+            logits = tied_logits(hidden_states, self.get_input_embeddings(), self.final_logits_bias)
         return seq2seq_output(Seq2SeqLMOutput, out, logits=logits)
 
 

@@ -259,7 +259,8 @@ class BertPredictionHeadTransform(keras.layers.Layer):
 
 
 class BertLMPredictionHead(keras.layers.Layer):
-    """Vocabulary logits through the (tied) word-embedding matrix plus an output bias."""
+    """Vocabulary logits through the (tied) word-embedding layer's table plus an output bias. The
+    `word_embeddings` layer comes as a keyword: Keras takes only tensors as positional arguments."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
@@ -276,7 +277,7 @@ class BertOnlyMLMHead(keras.layers.Layer):
         self.predictions = BertLMPredictionHead(config)
 
     def call(self, sequence_output, word_embeddings):
-        return self.predictions(sequence_output, word_embeddings)
+        return self.predictions(sequence_output, word_embeddings=word_embeddings)
 
 
 class BertPreTrainingHeads(keras.layers.Layer):
@@ -286,7 +287,7 @@ class BertPreTrainingHeads(keras.layers.Layer):
         self.seq_relationship = dense(2, config)
 
     def call(self, sequence_output, pooled_output, word_embeddings):
-        return self.predictions(sequence_output, word_embeddings), self.seq_relationship(pooled_output)
+        return self.predictions(sequence_output, word_embeddings=word_embeddings), self.seq_relationship(pooled_output)
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -331,7 +332,7 @@ class TFBertForPreTraining(TFBertPreTrainedModel):
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
         prediction_logits, seq_relationship_logits = self.cls(
-            out.last_hidden_state, out.pooler_output, self.word_embeddings
+            out.last_hidden_state, out.pooler_output, word_embeddings=self.get_input_embeddings()
         )
         return PreTrainingOutput(
             prediction_logits=prediction_logits,
@@ -354,7 +355,7 @@ class TFBertForMaskedLM(TFBertPreTrainedModel):
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
         return MaskedLMOutput(
-            logits=self.cls(out.last_hidden_state, self.word_embeddings),
+            logits=self.cls(out.last_hidden_state, word_embeddings=self.get_input_embeddings()),
             hidden_states=out.hidden_states,
             attentions=out.attentions,
         )

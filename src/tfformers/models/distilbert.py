@@ -239,7 +239,7 @@ class TFDistilBertForMaskedLM(TFDistilBertPreTrainedModel):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
         hidden_states = self.vocab_layer_norm(self.vocab_transform(out.last_hidden_state))
         return MaskedLMOutput(
-            logits=self.vocab_projector(hidden_states, self.word_embeddings),
+            logits=self.vocab_projector(hidden_states, word_embeddings=self.get_input_embeddings()),
             hidden_states=out.hidden_states,
             attentions=out.attentions,
         )

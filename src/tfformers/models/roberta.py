@@ -137,7 +137,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     def forward(self, inputs, training, output_attentions, output_hidden_states):
         out = self.backbone(inputs, training, output_attentions, output_hidden_states)
         return MaskedLMOutput(
-            logits=self.lm_head(out.last_hidden_state, self.word_embeddings),
+            logits=self.lm_head(out.last_hidden_state, word_embeddings=self.get_input_embeddings()),
             hidden_states=out.hidden_states,
             attentions=out.attentions,
         )

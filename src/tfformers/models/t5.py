@@ -456,7 +456,7 @@ class TFT5ForConditionalGeneration(Seq2SeqLMMixin, TFT5PreTrainedModel):
         if scales_decoder_output(self.config):
             hidden_states = hidden_states * tf.cast(self.config.d_model**-0.5, hidden_states.dtype)
         if self.lm_head is None:
-            logits = tied_logits(hidden_states, self.word_embeddings)
+            logits = tied_logits(hidden_states, self.get_input_embeddings())
         else:
             logits = self.lm_head(hidden_states)
         return Seq2SeqLMOutput(logits=logits, **seq2seq_fields(decoder_outputs, encoder_outputs))
