@@ -32,7 +32,7 @@ def scaled_dot_product_attention(query, key, value, bias=None, dropout=None, tra
     Returns (context [batch, heads, q_len, head_dim], probabilities [batch, heads, q_len, k_len]).
     The softmax runs in float32 so half-precision policies neither overflow nor lose the mask.
     """
-    if key.shape.rank == 4 and query.shape[0] != key.shape[0]:
+    if key.shape.rank == 4 and None not in (query.shape[0], key.shape[0]) and query.shape[0] != key.shape[0]:
         return _attention_shared_by_rows(query, key, value, bias, dropout, training, scale)
     scale = float(query.shape[-1]) ** -0.5 if scale is None else scale
     query = query * tf.cast(scale, query.dtype)
@@ -58,7 +58,7 @@ def _attention_shared_by_rows(query, key, value, bias, dropout, training, scale)
     per item: each item's rows become query positions of one row, so every key is read once per item,
     not once per beam, on each decoding step."""
     items = key.shape[0]
-    if query.shape[0] is None or items is None or query.shape[0] % items:
+    if query.shape[0] % items:
         raise ValueError(f"query rows ({query.shape[0]}) are not a multiple of the key rows ({items}).")
     group = query.shape[0] // items
     context, probs = scaled_dot_product_attention(
