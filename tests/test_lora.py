@@ -227,3 +227,34 @@ def test_bad_settings_and_foreign_adapters_are_refused(base_models, tmp_path):
     (tmp_path / "bert-adapter" / "adapter_config.json").write_text("{")
     with pytest.raises(ConfigError, match="adapter_config.json is not valid JSON"):
         tfformers.TFAutoModelForCausalLM.from_pretrained(tmp_path / "bert-adapter")
+
+
+def test_serving_and_generate_follow_adapters_and_a_resized_vocabulary(base_models):
+    """`serving` and `generate`'s compiled program, traced before an adapter is added or merged or the
+    vocabulary resized, are traced again after it: each answers as the model then does (not with the layers
+    it was traced over)."""
+    _, head, targets, _, _ = CASES[1]
+    _, folder = base_models("llama", head)
+    model = tfformers.TFLlamaForCausalLM.from_pretrained(folder)
+    inputs = {name: value.astype(np.int32) for name, value in make_inputs(ARCH["llama"], model.config, head).items()}
+    prompt = {"input_ids": inputs["input_ids"][:1], "attention_mask": inputs["attention_mask"][:1]}
+
+    def assert_traced_functions_answer_as_the_model():
+        np.testing.assert_allclose(model.serving(inputs)["logits"].numpy(), model(inputs).logits.numpy(), atol=1e-5)
+        tokens = model.generate(**prompt, max_new_tokens=3, do_sample=False).numpy()
+        greedy = prompt["input_ids"]
+        for _ in range(3):  # the model's own greedy choice, one full forward pass per token
+            greedy = np.concatenate([greedy, model(greedy).logits.numpy()[:, -1:].argmax(-1)], axis=1)
+        np.testing.assert_array_equal(tokens, greedy)
+
+    assert_traced_functions_answer_as_the_model()
+    base_logits = model(inputs).logits.numpy()
+    model.enable_lora(rank=2, target_modules=targets)
+    randomize_adapters(model)
+    assert np.abs(model(inputs).logits.numpy() - base_logits).max() > 1e-2
+    assert_traced_functions_answer_as_the_model()
+    model.merge_and_unload()
+    assert_traced_functions_answer_as_the_model()
+    model.resize_token_embeddings(model.config.vocab_size + 2)
+    assert model.serving(inputs)["logits"].shape[-1] == model.config.vocab_size
+    assert_traced_functions_answer_as_the_model()

@@ -232,6 +232,7 @@ class TFPreTrainedModel(keras.Model):
                 value = keras.ops.convert_to_numpy(getattr(owner, attribute))
                 replace_variable(owner, attribute, resized_rows(value, new_num_tokens, np.zeros))
         self.config.vocab_size = new_num_tokens
+        self._forget_traced_functions()
         return embeddings
 
     def _attribute_at(self, key):
@@ -562,10 +563,12 @@ class TFPreTrainedModel(keras.Model):
         `["c_attn"]`) and freezes every other weight but the `modules_to_save` (a classification head by
         default, as PEFT). `save_pretrained` then writes the adapter only. See `tfformers.lora`."""
         lora.enable_lora(self, rank, target_modules, lora_alpha, lora_dropout, modules_to_save, use_rslora)
+        self._forget_traced_functions()
 
     def load_adapter(self, adapter_name_or_path, **hub_kwargs):
         """Adds the LoRA adapter PEFT (or `save_pretrained` of a LoRA model) saved in a folder or Hub repo."""
         lora.load_adapter(self, adapter_name_or_path, **hub_kwargs)
+        self._forget_traced_functions()
 
     @property
     def lora_config(self):
@@ -576,10 +579,12 @@ class TFPreTrainedModel(keras.Model):
     def merge_and_unload(self):
         """Adds each adapter's update into its kernel and removes the adapters (the frozen weights train
         again): a plain model, which `save_pretrained` writes whole. Returns the model, as PEFT does."""
+        self._forget_traced_functions()
         return lora.unload(self, merge=True)
 
     def unload(self):
         """Removes the adapters without merging them: the base model again. Returns the model."""
+        self._forget_traced_functions()
         return lora.unload(self, merge=False)
 
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
@@ -590,6 +595,12 @@ class TFPreTrainedModel(keras.Model):
         Functions traced over the float weights (`generate`, `serving`) are traced again."""
         quantization.check_mode(mode)
         quantization.run_keras_quantize(super().quantize, mode, config=config, filters=filters, **kwargs)
+        self._forget_traced_functions()
+
+    def _forget_traced_functions(self):
+        """Drops the functions traced over the current layers and weights (`generate`'s programs, `serving`):
+        a change of layers (resized vocabulary, LoRA adapters added or removed, quantized weights) leaves a
+        traced function computing with the old ones, so each such change calls this and they trace again."""
         self.__dict__.pop("_tfformers_generate_functions", None)
         self.__dict__.pop("serving", None)
 
