@@ -13,7 +13,8 @@ from test_t5 import t5_config
 
 import tfformers
 from tfformers.errors import ConfigError
-from tfformers.layers.core import Conv1D
+from tfformers.layers.core import Conv1D, Linear
+from tfformers.layers.heads import tied_logits
 
 # (model class, config): an encoder with a tied MLM head, a decoder with tied embeddings, GPT-2's Conv1D,
 # encoder-decoders on shared embeddings (T5 v1.0: tied and rescaled; BART: tied with a logits bias)
@@ -50,7 +51,7 @@ def model_inputs(model):
 def matrix_leaves(model):
     """The Dense, Conv1D and Embedding leaves of `model`, the layers quantized (other subclasses of them, such
     as BART's learned positions, are left in float by Keras)."""
-    kinds = (keras.layers.Dense, Conv1D, keras.layers.Embedding)
+    kinds = (keras.layers.Dense, Linear, Conv1D, keras.layers.Embedding)
     return [layer for layer in model._flatten_layers() if type(layer) in kinds]
 
 
@@ -78,6 +79,63 @@ def float_and_int8():
         return cache[name]
 
     return get
+
+
+def quantized_pair(config=None, lora_rank=None):
+    """(tfformers Linear, Keras Dense): 24 -> 40 with the same random float weights, quantized to int8 with
+    `config`, and LoRA adapters of `lora_rank` with the same random values."""
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(24, 40)).astype(np.float32), rng.normal(size=40).astype(np.float32)]
+    adapters = [rng.normal(size=(24, lora_rank)), rng.normal(size=(lora_rank, 40))] if lora_rank else []
+    layers = []
+    for layer_class in (Linear, keras.layers.Dense):
+        layer = layer_class(40)
+        layer.build((None, 24))
+        layer.set_weights(weights)
+        layer.quantize("int8", config=config)
+        if lora_rank:
+            layer.enable_lora(lora_rank)
+            layer.lora_kernel_a.assign(adapters[0])
+            layer.lora_kernel_b.assign(adapters[1])
+        layers.append(layer)
+    return layers
+
+
+@pytest.mark.parametrize("config", [None, keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)],
+                         ids=["int8", "int8-weights-only"])
+def test_linear_keeps_int8_rows_per_output_and_computes_what_keras_dense_does(config):
+    """tfformers' Linear stores the int8 kernel [out, in] (Keras' Dense: [in, out]; the same integers), and
+    its outputs and input gradients equal Keras' int8 Dense on one row (decoding's product) and on several,
+    eagerly and compiled by XLA, within float32 rounding (1e-5 of the largest output)."""
+    linear, dense = quantized_pair(config)
+    assert linear._kernel.dtype == "int8" and linear._kernel.shape == (40, 24)
+    np.testing.assert_array_equal(linear._kernel.numpy().T, dense._kernel.numpy())
+    compiled = tf.function(linear, jit_compile=True)
+    for shape in [(1, 24), (1, 1, 24), (5, 24), (2, 3, 24)]:
+        inputs = tf.constant(np.random.default_rng(1).normal(size=shape), tf.float32)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            ours, theirs = linear(inputs), dense(inputs)
+            losses = [tf.reduce_sum(outputs ** 2) for outputs in (ours, theirs)]
+        scale = np.abs(theirs.numpy()).max()
+        assert np.abs(ours.numpy() - theirs.numpy()).max() < 1e-5 * scale, shape
+        assert np.abs(compiled(inputs).numpy() - theirs.numpy()).max() < 1e-5 * scale, shape
+        gradients = [tape.gradient(loss, inputs).numpy() for loss in losses]
+        assert np.abs(gradients[0] - gradients[1]).max() < 1e-5 * np.abs(gradients[1]).max(), shape
+
+
+def test_linear_int8_with_lora_matches_keras_dense():
+    """LoRA on int8 weights (Keras' QLoRA-style adapters): the same outputs as Keras' Dense, and the merged
+    int8 kernel Keras saves is the same, transposed."""
+    linear, dense = quantized_pair(lora_rank=2)
+    inputs = tf.constant(np.random.default_rng(1).normal(size=(3, 24)), tf.float32)
+    np.testing.assert_allclose(linear(inputs).numpy(), dense(inputs).numpy(), rtol=1e-5, atol=1e-4)
+    assert linear.lora_kernel_a.shape == dense.lora_kernel_a.shape
+    (ours, our_scale, _), (theirs, their_scale, _) = (
+        layer._get_kernel_with_merged_lora() for layer in (linear, dense)
+    )
+    np.testing.assert_array_equal(np.asarray(ours).T, np.asarray(theirs))
+    np.testing.assert_allclose(np.asarray(our_scale), np.asarray(their_scale), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -176,3 +234,27 @@ def test_modes_that_calibrate_are_refused(float_and_int8):
     with pytest.raises(ValueError, match="int8"):
         model.quantize("int2")
     assert all(stored_matrix(layer).dtype == "float32" for layer in matrix_leaves(model))
+
+
+def test_a_compiled_decoding_loop_reads_the_int8_weights_each_step():
+    """XLA hoists what depends on weights alone out of a loop: converted to float before a decoding loop, the
+    int8 matrices would be read as float copies every step (4x the bytes). The loop's state must carry the
+    int8 kernel [out, in] and int8 table [vocab, hidden], and no float copy of either."""
+    linear, _ = quantized_pair()
+    embedding = keras.layers.Embedding(56, 40)
+    embedding.build()
+    embedding.quantize("int8")
+
+    @tf.function(jit_compile=True)
+    def decode(hidden):  # [1, 24] -> [1, 56] after 3 steps of a Linear and a tied head
+        def step(i, hidden):
+            return i + 1, tf.nn.tanh(tied_logits(linear(hidden), embedding)[:, :24])
+
+        return tf.while_loop(lambda i, _: i < 3, step, (tf.constant(0), hidden))[1]
+
+    hidden = tf.ones([1, 24])
+    hlo = decode.experimental_get_compiler_ir(hidden)(stage="optimized_hlo")
+    loop_state = [line for line in hlo.splitlines() if "while" in line and "body" in line and "{" in line]
+    assert loop_state, hlo[:2000]
+    assert all("s8[40,24]" in line and "s8[56,40]" in line for line in loop_state), loop_state
+    assert not any("f32[40,24]" in line or "f32[56,40]" in line for line in loop_state), loop_state

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfformers.errors import ConfigError, InputError
-from tfformers.layers.core import dense
+from tfformers.layers.core import dense, int8_product
 from tfformers.outputs import (
     CausalLMOutput,
     MultipleChoiceModelOutput,
@@ -25,9 +25,10 @@ def tied_logits(hidden_states, embedding, bias=None):
     table, row_scale = embedding_table(embedding)
     # as a 2-D product: XLA streams the [vocab, hidden] matrix faster than through a batched matmul
     flat = tf.reshape(hidden_states, [-1, hidden_states.shape[-1]])
-    logits = tf.matmul(flat, tf.cast(table, flat.dtype), transpose_b=True)
-    if row_scale is not None:
-        logits = logits / tf.cast(row_scale, logits.dtype)
+    if row_scale is None:
+        logits = tf.matmul(flat, tf.cast(table, flat.dtype), transpose_b=True)
+    else:  # an int8 table, read as a Linear's int8 kernel [vocab, hidden] with its scale per vocabulary row
+        logits = int8_product(flat, table, row_scale, inputs_quantizer=None)
     logits = tf.reshape(logits, tf.concat([tf.shape(hidden_states)[:-1], tf.shape(logits)[-1:]], axis=0))
     return logits if bias is None else logits + tf.cast(bias, logits.dtype)
 

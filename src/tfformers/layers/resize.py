@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from tfformers.errors import InputError
+from tfformers.layers.core import Linear
 
 
 def _owner_of(root, target):
@@ -80,12 +81,12 @@ def resized_embedding(embedding, num_tokens):
 
 
 def resized_dense(dense, units):
-    """A built `keras.layers.Dense` with `units` outputs (PyTorch rows): the old kernel columns and biases,
+    """A built `Linear` with `units` outputs (PyTorch rows): the old kernel columns and biases,
     then new ones drawn by its initializers."""
     kernel = keras.ops.convert_to_numpy(dense.kernel)  # [in, out]
-    new = keras.layers.Dense(units, use_bias=dense.use_bias, kernel_initializer=dense.kernel_initializer,
-                             bias_initializer=dense.bias_initializer, activation=dense.activation,
-                             dtype=dense.dtype_policy, name=dense.name)
+    new = Linear(units, use_bias=dense.use_bias, kernel_initializer=dense.kernel_initializer,
+                 bias_initializer=dense.bias_initializer, activation=dense.activation,
+                 dtype=dense.dtype_policy, name=dense.name)
     new.build((None, kernel.shape[0]))
     new_columns = _drawn(dense.kernel_initializer, dense.kernel.dtype)
     new.kernel.assign(resized_rows(kernel.T, units, lambda shape: new_columns(shape[::-1]).T).T)

@@ -26,7 +26,7 @@ from tfformers.layers import (
     scaled_dot_product_attention,
     split_heads,
 )
-from tfformers.layers.core import RMSNorm, TruncatedNormal
+from tfformers.layers.core import Linear, RMSNorm, TruncatedNormal
 from tfformers.layers.decoder import DecoderInputs, run_blocks
 from tfformers.layers.heads import tied_logits
 from tfformers.layers.seq2seq import as_encoder_output, seq2seq_fields
@@ -48,7 +48,7 @@ def _normal(config, stddev):
 
 def _linear(units, config, stddev):
     """A bias-free projection, as every T5 linear layer is."""
-    return keras.layers.Dense(units, use_bias=False, kernel_initializer=_normal(config, stddev))
+    return Linear(units, use_bias=False, kernel_initializer=_normal(config, stddev))
 
 
 def _embedding(rows, dim, config, stddev):
