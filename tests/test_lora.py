@@ -232,27 +232,30 @@ def test_bad_settings_and_foreign_adapters_are_refused(base_models, tmp_path):
 def test_serving_and_generate_follow_adapters_and_a_resized_vocabulary(base_models):
     """`serving` and `generate`'s compiled program, traced before an adapter is added or merged or the
     vocabulary resized, are traced again after it: each answers as the model then does (not with the layers
-    it was traced over)."""
+    it was traced over). `generate` (an XLA compilation each time) is checked across the first change only;
+    every change drops both through the same call."""
     _, head, targets, _, _ = CASES[1]
     _, folder = base_models("llama", head)
     model = tfformers.TFLlamaForCausalLM.from_pretrained(folder)
     inputs = {name: value.astype(np.int32) for name, value in make_inputs(ARCH["llama"], model.config, head).items()}
     prompt = {"input_ids": inputs["input_ids"][:1], "attention_mask": inputs["attention_mask"][:1]}
 
-    def assert_traced_functions_answer_as_the_model():
+    def assert_traced_functions_answer_as_the_model(generate=False):
         np.testing.assert_allclose(model.serving(inputs)["logits"].numpy(), model(inputs).logits.numpy(), atol=1e-5)
+        if not generate:
+            return
         tokens = model.generate(**prompt, max_new_tokens=3, do_sample=False).numpy()
         greedy = prompt["input_ids"]
         for _ in range(3):  # the model's own greedy choice, one full forward pass per token
             greedy = np.concatenate([greedy, model(greedy).logits.numpy()[:, -1:].argmax(-1)], axis=1)
         np.testing.assert_array_equal(tokens, greedy)
 
-    assert_traced_functions_answer_as_the_model()
+    assert_traced_functions_answer_as_the_model(generate=True)
     base_logits = model(inputs).logits.numpy()
     model.enable_lora(rank=2, target_modules=targets)
     randomize_adapters(model)
     assert np.abs(model(inputs).logits.numpy() - base_logits).max() > 1e-2
-    assert_traced_functions_answer_as_the_model()
+    assert_traced_functions_answer_as_the_model(generate=True)
     model.merge_and_unload()
     assert_traced_functions_answer_as_the_model()
     model.resize_token_embeddings(model.config.vocab_size + 2)
