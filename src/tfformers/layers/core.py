@@ -85,9 +85,13 @@ class Linear(keras.layers.Dense):
             return super().kernel
         kernel = tf.transpose(self._kernel)
         if self.lora_enabled:
-            update = (self.lora_alpha / self.lora_rank) * tf.matmul(self.lora_kernel_a, self.lora_kernel_b)
+            update = self._lora_update()
             kernel = tf.cast(tf.cast(kernel, update.dtype) + update, self.compute_dtype)
         return kernel
+
+    def _lora_update(self):
+        """The adapter's update of the kernel, [in, out] float32: `alpha / rank * A @ B`."""
+        return (self.lora_alpha / self.lora_rank) * tf.matmul(self.lora_kernel_a, self.lora_kernel_b)
 
     def _int8_call(self, inputs, training=None):
         outputs = int8_product(inputs, self._kernel, self.kernel_scale, self.inputs_quantizer)
@@ -105,8 +109,7 @@ class Linear(keras.layers.Dense):
         if self.quantization_mode != "int8" or not self.lora_enabled:
             return super()._get_kernel_with_merged_lora()
         float_kernel = tf.cast(self._kernel, tf.float32) / self.kernel_scale[:, None]  # [out, in]
-        update = (self.lora_alpha / self.lora_rank) * tf.matmul(self.lora_kernel_a, self.lora_kernel_b)
-        values, scale = keras.quantizers.abs_max_quantize(float_kernel + tf.transpose(update), axis=1)
+        values, scale = keras.quantizers.abs_max_quantize(float_kernel + tf.transpose(self._lora_update()), axis=1)
         return values, scale[:, 0], None
 
 
